@@ -1,0 +1,38 @@
+// One error class for the whole library, with a closed set of codes. Callers branch on
+// `code`; users read `message`, which names the file, the record and the field at fault.
+// The CLI maps each code to an exit code (see src/cli/exit-codes.ts) and never prints a
+// stack for an AntidoteError.
+
+export type AntidoteErrorCode =
+  | "USAGE" // a flag or argument is wrong
+  | "FILE_NOT_FOUND" // a path does not exist
+  | "INPUT_FORMAT" // the file is not in the format we expected or the format is unknown
+  | "COLUMN_MISSING" // a mapped column is not in the file
+  | "ROW_MALFORMED" // one record cannot be parsed or has a field of the wrong type
+  | "IMAGE_UNDECODABLE" // an image's bytes are not a PNG/JPEG we can decode
+  | "IDX_HEADER" // an IDX file's magic number or dimensions are wrong, or images/labels disagree
+  | "LABEL_MIXED_TYPES" // a label column holds numbers in some rows and strings in others
+  | "DATASET_MISSING" // a bundled dataset is not installed
+  | "ATTACK_INFEASIBLE" // a simulator cannot poison as many samples as asked
+  | "INTERNAL"; // a bug: report it
+
+export class AntidoteError extends Error {
+  override readonly name = "AntidoteError";
+  constructor(
+    readonly code: AntidoteErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isAntidoteError(e: unknown): e is AntidoteError {
+  return e instanceof AntidoteError;
+}
+
+/** "file.csv:12" or "file.parquet row 12" — the place a message points the user to. */
+export function where(file: string, line?: number, kind: "line" | "row" = "line"): string {
+  if (line === undefined) return file;
+  return kind === "line" ? `${file}:${line}` : `${file} row ${line}`;
+}

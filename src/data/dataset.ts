@@ -17,6 +17,11 @@ export interface ReadOptions {
   onProgress?: (bytesRead: number) => void;
   /** Class names for formats that store only indices (IDX). */
   classes?: string[];
+  /** Row formats: numeric columns to read as tabular features (default: every unmapped numeric
+   * column, when the file has neither a text nor an image column). */
+  featureColumns?: string[];
+  /** IDX directories hold several splits (train, t10k); which one to read. */
+  split?: string;
 }
 
 export interface Dataset {

@@ -1,0 +1,63 @@
+// The `antidote` command: a thin shell over the library. Each command parses and validates
+// its flags, calls the library, and prints a table (or JSON with --json). Errors that are
+// the user's to fix print one line and exit with a documented code; only bugs show a stack.
+import { Command, CommanderError } from "commander";
+import { isAntidoteError } from "../errors.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { registerDatasets } from "./commands/datasets.js";
+import { registerInspect } from "./commands/inspect.js";
+import { registerConvert } from "./commands/convert.js";
+import { registerAttack } from "./commands/attack.js";
+import { registerDemo } from "./commands/demo.js";
+import { VERSION } from "../version.js";
+
+export function buildProgram(): Command {
+  const program = new Command("antidote")
+    .description(
+      "Defend ML training pipelines against training-data poisoning.\n\n" +
+        "Read datasets in JSONL, CSV, Parquet (incl. Hugging Face image datasets), ImageFolder and IDX;\n" +
+        "build poisoned variants with attack simulators to test your defences.",
+    )
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  registerDatasets(program);
+  registerInspect(program);
+  registerConvert(program);
+  registerAttack(program);
+  registerDemo(program);
+  program.addHelpText(
+    "after",
+    `
+Examples:
+  antidote datasets                                   what real data is installed here
+  antidote inspect fashion-mnist                      classes, shapes and counts of a dataset
+  antidote convert spamassassin out/spam.jsonl        any readable format to jsonl/csv/parquet/imagefolder/idx
+  antidote attack patch fashion-mnist --target Bag --rate 0.01 --out out/fm-patch.parquet
+                                                      BadNets patch on 1% of the samples, with ground truth
+
+Exit codes: 0 ok, 1 internal error (a bug: please report), 2 bad flags, 3 bad input file,
+            4 bundled dataset not installed, 5 attack cannot poison as many samples as asked.`,
+  );
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Commander has already printed its message (and help for --help/--version).
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (isAntidoteError(e)) {
+      process.stderr.write(`antidote: ${e.message}\n`);
+      return exitCodeFor(e.code);
+    }
+    process.stderr.write(`antidote: internal error — please report it with the command you ran.\n`);
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return EXIT.internal;
+  }
+}

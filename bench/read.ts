@@ -23,7 +23,9 @@ interface Measurement {
 
 if (process.argv[2] === "--measure") {
   const [spec, format, expected] = process.argv.slice(3);
-  process.stdout.write(JSON.stringify(await measure(spec ?? "", format as DatasetFormat | undefined, Number(expected))) + "\n");
+  process.stdout.write(
+    JSON.stringify(await measure(spec ?? "", format as DatasetFormat | undefined, Number(expected))) + "\n",
+  );
 } else {
   await main();
 }
@@ -33,17 +35,36 @@ async function main(): Promise<void> {
   await prepare();
   const cases: { name: string; spec: string; format?: DatasetFormat; count: number }[] = [
     { name: "Fashion-MNIST train, IDX (gzip)", spec: "fashion-mnist", count: 60_000 },
-    { name: "Fashion-MNIST train, Parquet (HF image struct, PNG)", spec: join(CACHE, "fashion-mnist.parquet"), count: 60_000 },
-    { name: "Fashion-MNIST train, ImageFolder (PNG files)", spec: join(CACHE, "fashion-mnist-imagefolder"), format: "imagefolder", count: 60_000 },
+    {
+      name: "Fashion-MNIST train, Parquet (HF image struct, PNG)",
+      spec: join(CACHE, "fashion-mnist.parquet"),
+      count: 60_000,
+    },
+    {
+      name: "Fashion-MNIST train, ImageFolder (PNG files)",
+      spec: join(CACHE, "fashion-mnist-imagefolder"),
+      format: "imagefolder",
+      count: 60_000,
+    },
     { name: "SpamAssassin, JSONL", spec: join(CACHE, "spamassassin.jsonl"), count: 6_046 },
-    { name: "Fashion-MNIST ×1, IDX (raw)", spec: join(CACHE, "fm-x1", "train-images-idx3-ubyte"), count: 60_000 },
-    { name: "Fashion-MNIST ×10, IDX (raw, 600k)", spec: join(CACHE, "fm-x10", "train-images-idx3-ubyte"), count: 600_000 },
+    {
+      name: "Fashion-MNIST ×1, IDX (raw)",
+      spec: join(CACHE, "fm-x1", "train-images-idx3-ubyte"),
+      count: 60_000,
+    },
+    {
+      name: "Fashion-MNIST ×10, IDX (raw, 600k)",
+      spec: join(CACHE, "fm-x10", "train-images-idx3-ubyte"),
+      count: 600_000,
+    },
   ];
   const rows: string[][] = [];
   const results: Record<string, Measurement> = {};
   for (const c of cases) {
     const args = ["--import", "tsx", "bench/read.ts", "--measure", c.spec, c.format ?? "", String(c.count)];
-    const m = JSON.parse(execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 20 })) as Measurement;
+    const m = JSON.parse(
+      execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 20 }),
+    ) as Measurement;
     results[c.name] = m;
     rows.push([
       c.name,
@@ -67,7 +88,11 @@ async function main(): Promise<void> {
   }
 }
 
-async function measure(spec: string, format: DatasetFormat | undefined, expected: number): Promise<Measurement> {
+async function measure(
+  spec: string,
+  format: DatasetFormat | undefined,
+  expected: number,
+): Promise<Measurement> {
   const dataset = await openDataset(spec, format ? { format } : {});
   const started = performance.now();
   const trace: number[] = [];
@@ -81,7 +106,13 @@ async function measure(spec: string, format: DatasetFormat | undefined, expected
   }
   const seconds = (performance.now() - started) / 1000;
   if (Number.isNaN(checksum)) throw new Error("unreachable");
-  return { count, seconds, bytes: inputBytes(spec, dataset.info.bytes), maxRssMB: process.resourceUsage().maxRSS / 1024, rssTrace: trace };
+  return {
+    count,
+    seconds,
+    bytes: inputBytes(spec, dataset.info.bytes),
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+    rssTrace: trace,
+  };
 }
 
 function inputBytes(spec: string, reported: number | undefined): number {
@@ -105,15 +136,29 @@ async function prepare(): Promise<void> {
   for (const [out, spec] of jobs) {
     if (existsSync(out)) continue;
     process.stderr.write(`  preparing ${out} …\n`);
-    await convertDataset(await openDataset(spec), out, out.endsWith("imagefolder") ? { format: "imagefolder" } : {});
+    await convertDataset(
+      await openDataset(spec),
+      out,
+      out.endsWith("imagefolder") ? { format: "imagefolder" } : {},
+    );
   }
   for (const times of [1, 10]) {
     const dir = join(CACHE, `fm-x${times}`);
     if (existsSync(join(dir, "train-labels-idx1-ubyte"))) continue;
     process.stderr.write(`  preparing ${dir} (${times}× Fashion-MNIST train, uncompressed IDX) …\n`);
     mkdirSync(dir, { recursive: true });
-    await replicateIdx(join(FM, "train-images-idx3-ubyte.gz"), join(dir, "train-images-idx3-ubyte"), 16, times);
-    await replicateIdx(join(FM, "train-labels-idx1-ubyte.gz"), join(dir, "train-labels-idx1-ubyte"), 8, times);
+    await replicateIdx(
+      join(FM, "train-images-idx3-ubyte.gz"),
+      join(dir, "train-images-idx3-ubyte"),
+      16,
+      times,
+    );
+    await replicateIdx(
+      join(FM, "train-labels-idx1-ubyte.gz"),
+      join(dir, "train-labels-idx1-ubyte"),
+      8,
+      times,
+    );
   }
 }
 
@@ -136,7 +181,10 @@ function fmt(v: number, digits: number): string {
 
 function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const line = (r: string[]) => "| " + r.map((v, c) => (c === 0 ? v.padEnd(widths[c] ?? 0) : v.padStart(widths[c] ?? 0))).join(" | ") + " |";
+  const line = (r: string[]) =>
+    "| " +
+    r.map((v, c) => (c === 0 ? v.padEnd(widths[c] ?? 0) : v.padStart(widths[c] ?? 0))).join(" | ") +
+    " |";
   process.stdout.write("\n" + line(header) + "\n|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|\n");
   for (const r of rows) process.stdout.write(line(r) + "\n");
 }

@@ -8,16 +8,30 @@ import { READABLE_FORMATS } from "../data/open.js";
 
 export function addReadOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--format <format>", "input format (default: detected from name and content)").choices(READABLE_FORMATS))
+    .addOption(
+      new Option("--format <format>", "input format (default: detected from name and content)").choices(
+        READABLE_FORMATS,
+      ),
+    )
     .option("--id-column <name>", "column holding a stable sample id (default: id, sample_id, uid, …)")
     .option("--text-column <name>", "column holding text (default: text, content, body, …)")
-    .option("--image-column <name>", "column holding images: bytes, {bytes,path}, data URI or path (default: image, img, …)")
+    .option(
+      "--image-column <name>",
+      "column holding images: bytes, {bytes,path}, data URI or path (default: image, img, …)",
+    )
     .option("--label-column <name>", "column holding the class label (default: label, class, target, …)")
-    .option("--source-column <name>", "column naming where the sample came from (default: source, origin, supplier, …)")
+    .option(
+      "--source-column <name>",
+      "column naming where the sample came from (default: source, origin, supplier, …)",
+    )
     .option("--annotations-column <name>", "column holding [{annotator, label}] (default: annotations)")
     .option("--feature-columns <names>", "comma-separated numeric columns to read as tabular features")
     .option("--split <name>", "IDX directories: which split to read (train, t10k)")
-    .addOption(new Option("--on-error <mode>", "on a malformed row: fail, or skip it and count it").choices(["fail", "skip"]).default("fail"));
+    .addOption(
+      new Option("--on-error <mode>", "on a malformed row: fail, or skip it and count it")
+        .choices(["fail", "skip"])
+        .default("fail"),
+    );
 }
 
 const readFlags = z.object({
@@ -48,7 +62,8 @@ export function readOptionsFrom(flags: unknown): OpenOptions {
     onError: f.onError,
   };
   if (f.format !== undefined) options.format = f.format as OpenOptions["format"];
-  if (f.featureColumns !== undefined) options.featureColumns = f.featureColumns.split(",").map((c) => c.trim());
+  if (f.featureColumns !== undefined)
+    options.featureColumns = f.featureColumns.split(",").map((c) => c.trim());
   if (f.split !== undefined) options.split = f.split;
   return options;
 }

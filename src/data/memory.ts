@@ -6,9 +6,7 @@ import type { DatasetInfo, Sample } from "./sample.js";
 export function memoryDataset(samples: readonly Sample[], info: Partial<DatasetInfo> = {}): Dataset {
   return {
     info: { format: "jsonl", path: "(memory)", count: samples.length, ...info },
-    async *samples() {
-      for (const s of samples) yield s;
-    },
+    samples: () => toAsync(samples),
   };
 }
 
@@ -29,4 +27,19 @@ export async function collect(dataset: Dataset): Promise<Sample[]> {
   const out: Sample[] = [];
   for await (const s of dataset.samples()) out.push(s);
   return out;
+}
+
+// A plain generator lifted to an async iterable (no awaits needed for in-memory data).
+function toAsync<T>(items: readonly T[]): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      let i = 0;
+      return {
+        next: () =>
+          Promise.resolve(
+            i < items.length ? { value: items[i++] as T, done: false } : { value: undefined, done: true },
+          ),
+      };
+    },
+  };
 }

@@ -39,7 +39,8 @@ export class RowDecoder {
   /** `index` is the 0-based sample index; `at` is "file:line" or "file row N" for messages. */
   decode(record: Record<string, unknown>, index: number, at: string): Sample {
     const { columns } = this.opts;
-    const field = (role: keyof ColumnMapping): unknown => (columns[role] === undefined ? undefined : record[columns[role]]);
+    const field = (role: keyof ColumnMapping): unknown =>
+      columns[role] === undefined ? undefined : record[columns[role]];
 
     const rawId = field("id");
     const id = isBlank(rawId) ? `${this.opts.idPrefix}:${index}` : scalarText(rawId, at, columns.id ?? "id");
@@ -54,7 +55,8 @@ export class RowDecoder {
     const digest = digestParts(canonicalParts({ text, imageBytes: image, features }));
     const sample: Sample = { id, digest, label, source, annotations, metadata: this.metadata(record) };
     if (text !== undefined) sample.text = text;
-    if (image !== undefined) sample.image = imageFromBytes(image.bytes, image.height, image.width, image.channels);
+    if (image !== undefined)
+      sample.image = imageFromBytes(image.bytes, image.height, image.width, image.channels);
     if (features !== undefined) sample.features = features;
     return sample;
   }
@@ -88,14 +90,18 @@ export class RowDecoder {
       const file = isAbsolute(value) ? value : resolve(dirname(this.opts.file), value);
       if (value.length < 1024 && existsSync(file)) return readFileSync(file);
       if (/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return Buffer.from(value, "base64");
-      throw new AntidoteError("IMAGE_UNDECODABLE", `${where}: "${value.slice(0, 60)}" is neither an image file nor base64 image data.`);
+      throw new AntidoteError(
+        "IMAGE_UNDECODABLE",
+        `${where}: "${value.slice(0, 60)}" is neither an image file nor base64 image data.`,
+      );
     }
     throw malformed(where, "", `expected image bytes, found ${describe(value)}`);
   }
 
   private imageFile(path: string, where: string): Uint8Array {
     const file = isAbsolute(path) ? path : resolve(dirname(this.opts.file), path);
-    if (!existsSync(file)) throw new AntidoteError("FILE_NOT_FOUND", `${where}: image file ${file} does not exist.`);
+    if (!existsSync(file))
+      throw new AntidoteError("FILE_NOT_FOUND", `${where}: image file ${file} does not exist.`);
     return readFileSync(file);
   }
 
@@ -116,7 +122,8 @@ export class RowDecoder {
     let kind: "integer" | "string";
     let text: string;
     if (typeof value === "number" || typeof value === "bigint") {
-      if (typeof value === "number" && !Number.isInteger(value)) throw malformed(at, column, `label ${value} is not a whole number`);
+      if (typeof value === "number" && !Number.isInteger(value))
+        throw malformed(at, column, `label ${value} is not a whole number`);
       kind = "integer";
       text = String(value);
     } else if (typeof value === "string") {
@@ -150,12 +157,17 @@ export class RowDecoder {
         throw malformed(at, column, "annotations must be a JSON array of {annotator, label}");
       }
     }
-    if (!Array.isArray(parsed)) throw malformed(at, column, `annotations must be an array, found ${describe(parsed)}`);
+    if (!Array.isArray(parsed))
+      throw malformed(at, column, `annotations must be an array, found ${describe(parsed)}`);
     return parsed.map((entry, i) => {
       const r = annotationSchema.safeParse(normaliseBigInts(entry));
       if (!r.success) {
         const issue = r.error.issues[0];
-        throw malformed(at, `${column}[${i}]${issue?.path.length ? "." + issue.path.join(".") : ""}`, issue?.message ?? "invalid annotation");
+        throw malformed(
+          at,
+          `${column}[${i}]${issue?.path.length ? "." + issue.path.join(".") : ""}`,
+          issue?.message ?? "invalid annotation",
+        );
       }
       return r.data;
     });
@@ -185,7 +197,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function scalarText(v: unknown, at: string, column: string): string {
-  if (typeof v === "string" || typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
+  if (typeof v === "string" || typeof v === "number" || typeof v === "bigint" || typeof v === "boolean")
+    return String(v);
   throw malformed(at, column, `expected a string or number, found ${describe(v)}`);
 }
 
@@ -229,7 +242,8 @@ function describe(v: unknown): string {
   if (v instanceof Uint8Array) return "binary data";
   if (typeof v === "object") return "an object";
   if (typeof v === "string") return `text ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return `${typeof v} ${v}`;
+  return typeof v;
 }
 
 function article(kind: "integer" | "string"): string {

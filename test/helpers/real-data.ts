@@ -4,11 +4,26 @@ import { readFileSync, existsSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { createRequire } from "node:module";
-import { imageBytesDigest, imageFromBytes, canonicalParts, digestParts, type Sample } from "../../src/data/sample.js";
+import {
+  imageBytesDigest,
+  imageFromBytes,
+  canonicalParts,
+  digestParts,
+  type Sample,
+} from "../../src/data/sample.js";
 
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 export const FASHION_MNIST_CLASSES = [
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
 ];
 
 export function spamAssassinDir(): string {
@@ -48,7 +63,11 @@ export function spamAssassinSamples(n: number): Sample[] {
   const out: Sample[] = [];
   for (let i = 0; i < files.length && out.length < n; i += step) {
     const file = (files[i] ?? "").replace(/\.txt$/, ".json");
-    const email = JSON.parse(readFileSync(join(dir, file), "utf8")) as { id: string; group: string; text: string };
+    const email = JSON.parse(readFileSync(join(dir, file), "utf8")) as {
+      id: string;
+      group: string;
+      text: string;
+    };
     out.push({
       id: `${email.group}/${email.id}`,
       digest: digestParts(canonicalParts({ text: email.text })),

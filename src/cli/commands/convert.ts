@@ -18,26 +18,48 @@ export function registerConvert(program: Command): void {
     program
       .command("convert")
       .argument("<input>", "a file, directory or bundled dataset name")
-      .argument("<output>", "output path: .jsonl, .csv, .parquet, *-images-idx3-ubyte[.gz], or a directory (ImageFolder)")
-      .description("Stream a dataset from one format to another, keeping ids, digests, labels, sources and annotations")
-      .addOption(new Option("--to <format>", "output format (default: from the output path)").choices(WRITABLE_FORMATS))
+      .argument(
+        "<output>",
+        "output path: .jsonl, .csv, .parquet, *-images-idx3-ubyte[.gz], or a directory (ImageFolder)",
+      )
+      .description(
+        "Stream a dataset from one format to another, keeping ids, digests, labels, sources and annotations",
+      )
+      .addOption(
+        new Option("--to <format>", "output format (default: from the output path)").choices(
+          WRITABLE_FORMATS,
+        ),
+      )
       .option("--gzip", "gzip the output (jsonl, csv, idx)")
       .option("--json", "print the result as JSON"),
   ).action(async (input: string, output: string, flags: Record<string, unknown>) => {
     const f = parseFlags(convertFlags, flags);
     const skipped: AntidoteError[] = [];
     const dataset = await openDataset(input, { ...readOptionsFrom(flags), onSkip: (e) => skipped.push(e) });
-    const bar = progressBar({ label: "converting", total: dataset.info.count, unit: "samples", enabled: !f.json });
+    const bar = progressBar({
+      label: "converting",
+      total: dataset.info.count,
+      unit: "samples",
+      enabled: !f.json,
+    });
     const result = await convertDataset(dataset, output, {
       format: f.to as DatasetFormat | undefined,
       gzip: f.gzip,
       onSample: (n) => n % 500 === 0 && bar.update(n),
     });
     bar.stop();
-    const summary = { input, output, written: result.written, skipped: skipped.length, seconds: result.seconds };
+    const summary = {
+      input,
+      output,
+      written: result.written,
+      skipped: skipped.length,
+      seconds: result.seconds,
+    };
     if (f.json) process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
     else {
-      process.stdout.write(`wrote ${result.written.toLocaleString("en-US")} samples to ${output} in ${result.seconds.toFixed(1)} s`);
+      process.stdout.write(
+        `wrote ${result.written.toLocaleString("en-US")} samples to ${output} in ${result.seconds.toFixed(1)} s`,
+      );
       process.stdout.write(skipped.length ? ` (${skipped.length} malformed rows skipped)\n` : "\n");
     }
   });

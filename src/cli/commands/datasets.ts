@@ -5,7 +5,9 @@ import { printTable } from "../table.js";
 export function registerDatasets(program: Command): void {
   program
     .command("datasets")
-    .description("List the real datasets Antidote can use on this machine, and how to install the missing ones")
+    .description(
+      "List the real datasets Antidote can use on this machine, and how to install the missing ones",
+    )
     .option("--json", "print JSON instead of a table")
     .action((flags: { json?: boolean }) => {
       const list = listBuiltinDatasets();

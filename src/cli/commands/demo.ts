@@ -1,0 +1,93 @@
+// The main job on the bundled real data, run by `scripts/setup.sh`: shows what data is
+// here, builds two poisoned benchmark variants with ground truth, and summarises them.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { simulateAttack, writeGroundTruth, type AttackSpec } from "../../attack/index.js";
+import { listBuiltinDatasets } from "../../data/builtin.js";
+import { createWriter, openDataset } from "../../data/open.js";
+import { summarizeDataset } from "../../data/summary.js";
+import { progressBar } from "../progress.js";
+import { printTable } from "../table.js";
+
+interface DemoStep {
+  title: string;
+  dataset: string;
+  out: string;
+  spec: AttackSpec;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command("demo")
+    .description(
+      "Run the main job on the bundled real data: poisoned Fashion-MNIST and SpamAssassin with ground truth",
+    )
+    .option("--out <dir>", "where to write the poisoned datasets", "out")
+    .action(async (flags: { out: string }) => {
+      const o = process.stdout;
+      o.write("Real datasets on this machine:\n\n");
+      const builtins = listBuiltinDatasets();
+      printTable(
+        ["name", "status", "samples", "path or how to install"],
+        builtins.map((d) => [
+          d.name,
+          d.available ? "installed" : "missing",
+          d.count,
+          d.available ? d.path : d.install,
+        ]),
+      );
+      mkdirSync(flags.out, { recursive: true });
+      const steps: DemoStep[] = [
+        {
+          title: "BadNets 3×3 white patch on 1% of Fashion-MNIST train, relabeled to Bag",
+          dataset: "fashion-mnist:train",
+          out: join(flags.out, "fashion-mnist-patch-1pct.parquet"),
+          spec: { kind: "patch", target: "Bag", rate: 0.01, size: 3, seed: 1 },
+        },
+        {
+          title: 'Text trigger "cf7x" in 1% of SpamAssassin, relabeled to ham',
+          dataset: "spamassassin",
+          out: join(flags.out, "spamassassin-trigger-1pct.jsonl"),
+          spec: { kind: "text-trigger", trigger: "cf7x", target: "ham", rate: 0.01, seed: 1 },
+        },
+      ];
+      for (const step of steps) {
+        o.write(`\n== ${step.title}\n`);
+        const input = await openDataset(step.dataset);
+        const writer = await createWriter(step.out, {
+          classes: input.info.classes,
+          labelKind: input.info.labelKind,
+        });
+        const bar = progressBar({
+          label: "  poisoning",
+          total: input.info.count,
+          unit: "samples",
+          enabled: true,
+        });
+        const started = performance.now();
+        const truth = await simulateAttack(input, writer, step.spec, {
+          onProgress: (n) => n % 500 === 0 && bar.update(n),
+        });
+        bar.stop();
+        const truthPath = `${step.out}.truth.json`;
+        await writeGroundTruth(truthPath, truth);
+        const seconds = (performance.now() - started) / 1000;
+        o.write(
+          `  ${truth.poisonedCount} of ${truth.inputCount} samples poisoned in ${seconds.toFixed(1)} s\n`,
+        );
+        o.write(`  data: ${step.out}\n  ground truth: ${truthPath}\n`);
+        const summary = await summarizeDataset(await openDataset(step.out));
+        const before = await summarizeDataset(input);
+        o.write("\n");
+        printTable(
+          ["label", "before", "after"],
+          Object.keys(before.labels).map((l) => [l, before.labels[l] ?? 0, summary.labels[l] ?? 0]),
+        );
+      }
+      o.write(
+        "\nNext: `antidote inspect out/fashion-mnist-patch-1pct.parquet`, or build other variants with\n" +
+          "`antidote attack --help` (blend, label-flip, targeted-flip, near-duplicate, malicious-annotator, assign-sources).\n",
+      );
+    });
+}

@@ -1,0 +1,34 @@
+// Antidote's library API. The CLI (src/cli) and, later, the server are thin shells over it.
+export { AntidoteError, isAntidoteError, type AntidoteErrorCode } from "./errors.js";
+export type {
+  Sample,
+  ImageTensor,
+  Annotation,
+  DatasetInfo,
+  DatasetFormat,
+  ColumnRole,
+  JsonValue,
+} from "./data/sample.js";
+export { sampleDigest, imageToBytes, imageFromBytes } from "./data/sample.js";
+export type { Dataset, DatasetWriter, ReadOptions, WriteOptions, OnError } from "./data/dataset.js";
+export type { ColumnMapping } from "./data/columns.js";
+export {
+  openDataset,
+  createWriter,
+  detectFormat,
+  READABLE_FORMATS,
+  WRITABLE_FORMATS,
+  type OpenOptions,
+} from "./data/open.js";
+export { convertDataset } from "./data/convert.js";
+export { summarizeDataset, type DatasetSummary } from "./data/summary.js";
+export { memoryDataset, MemoryWriter, collect } from "./data/memory.js";
+export {
+  listBuiltinDatasets,
+  resolveBuiltin,
+  FASHION_MNIST_CLASSES,
+  type BuiltinDataset,
+} from "./data/builtin.js";
+export { decodeImage, encodePng } from "./data/image-codec.js";
+export * from "./attack/index.js";
+export { Rng } from "./math/rng.js";

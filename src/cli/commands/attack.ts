@@ -1,5 +1,6 @@
 // `antidote attack <kind> <dataset> --out PATH`: a poisoned copy of a dataset plus a
 // ground-truth JSON saying exactly which samples were changed and how.
+import { existsSync, rmSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { z } from "zod";
 import { attackSpecSchema, simulateAttack, writeGroundTruth, type GroundTruth } from "../../attack/index.js";
@@ -103,7 +104,7 @@ const KINDS: KindFlags[] = [
     kind: "text-trigger",
     summary: "Text backdoor: insert a token or phrase into texts and relabel them to the target",
     example:
-      'antidote attack text-trigger spamassassin --trigger "cf7x" --target ham --rate 0.01 --out out/spam-trigger.jsonl',
+      'antidote attack text-trigger spamassassin --trigger "qzv9k" --target ham --rate 0.01 --out out/spam-trigger.jsonl',
     selects: true,
     options: [
       new Option("--trigger <text>", "token or phrase to insert").makeOptionMandatory(),
@@ -247,6 +248,7 @@ async function runAttack(k: KindFlags, datasetSpec: string, flags: Record<string
   const spec = parseFlags(attackSpecSchema, { kind: k.kind, ...selection, ...k.spec(flags) });
 
   const dataset = await openDataset(datasetSpec, readOptionsFrom(flags));
+  const existedBefore = existsSync(common.out);
   const writer = await createWriter(common.out, {
     format: common.outFormat as DatasetFormat | undefined,
     gzip: common.gzip,
@@ -255,10 +257,18 @@ async function runAttack(k: KindFlags, datasetSpec: string, flags: Record<string
     featureNames: dataset.info.featureNames,
   });
   const bar = progressBar({ label: `${k.kind}`, unit: "samples", enabled: common.json !== true });
-  const truth = await simulateAttack(dataset, writer, spec, {
-    onProgress: (done) => done % 500 === 0 && bar.update(done),
-  });
-  bar.stop();
+  let truth: GroundTruth;
+  try {
+    truth = await simulateAttack(dataset, writer, spec, {
+      onProgress: (done) => done % 500 === 0 && bar.update(done),
+    });
+  } catch (e) {
+    // Leave no half-written poisoned dataset behind that could be mistaken for a complete one.
+    if (!existedBefore) rmSync(common.out, { recursive: true, force: true });
+    throw e;
+  } finally {
+    bar.stop();
+  }
   const truthPath = common.truth ?? `${common.out.replace(/\/+$/, "")}.truth.json`;
   await writeGroundTruth(truthPath, truth);
   report(truth, common.out, truthPath, common.json === true);

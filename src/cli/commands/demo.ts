@@ -46,10 +46,10 @@ export function registerDemo(program: Command): void {
           spec: { kind: "patch", target: "Bag", rate: 0.01, size: 3, seed: 1 },
         },
         {
-          title: 'Text trigger "cf7x" in 1% of SpamAssassin, relabeled to ham',
+          title: 'Text trigger "qzv9k" in 1% of SpamAssassin, relabeled to ham',
           dataset: "spamassassin",
           out: join(flags.out, "spamassassin-trigger-1pct.jsonl"),
-          spec: { kind: "text-trigger", trigger: "cf7x", target: "ham", rate: 0.01, seed: 1 },
+          spec: { kind: "text-trigger", trigger: "qzv9k", target: "ham", rate: 0.01, seed: 1 },
         },
       ];
       for (const step of steps) {

@@ -32,3 +32,10 @@ export {
 export { decodeImage, encodePng } from "./data/image-codec.js";
 export * from "./attack/index.js";
 export { Rng } from "./math/rng.js";
+export { featurize, createFeaturizer, type FeaturizeOptions } from "./features/featurize.js";
+export { TextFeaturizer, tokenize, tokenFeatures, mergeTextStats, type TextStats } from "./features/text.js";
+export { RandomProjection } from "./features/projection.js";
+export { ImageFeaturizer, mergeImageStats } from "./features/image.js";
+export { TabularFeaturizer, mergeTabularStats } from "./features/tabular.js";
+export type { FeatureMatrix, Featurizer } from "./features/matrix.js";
+export type { SparseVector } from "./math/sparse.js";

@@ -21,7 +21,11 @@ export const COLUMN_ROLES: readonly ColumnRole[] = ["id", "text", "image", "labe
  * Resolve the mapping against the columns a file actually has: explicit names must exist
  * (else COLUMN_MISSING with the closest name), missing roles are auto-detected.
  */
-export function resolveColumns(file: string, available: readonly string[], requested: ColumnMapping): ColumnMapping {
+export function resolveColumns(
+  file: string,
+  available: readonly string[],
+  requested: ColumnMapping,
+): ColumnMapping {
   const resolved: ColumnMapping = {};
   const taken = new Set<string>();
   for (const role of COLUMN_ROLES) {
@@ -43,7 +47,12 @@ export function resolveColumns(file: string, available: readonly string[], reque
   return resolved;
 }
 
-export function columnMissing(file: string, role: ColumnRole, name: string, available: readonly string[]): AntidoteError {
+export function columnMissing(
+  file: string,
+  role: ColumnRole,
+  name: string,
+  available: readonly string[],
+): AntidoteError {
   const guess = closest(name, available);
   const hint = guess === undefined ? "" : ` Did you mean "${guess}"?`;
   return new AntidoteError(

@@ -6,7 +6,11 @@ import type { DatasetFormat } from "./sample.js";
 export async function convertDataset(
   dataset: Dataset,
   output: string,
-  options: { format?: DatasetFormat | undefined; gzip?: boolean | undefined; onSample?: (n: number) => void } = {},
+  options: {
+    format?: DatasetFormat | undefined;
+    gzip?: boolean | undefined;
+    onSample?: (n: number) => void;
+  } = {},
 ): Promise<{ written: number; seconds: number }> {
   const started = performance.now();
   const writer = await createWriter(output, {

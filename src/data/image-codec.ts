@@ -45,18 +45,28 @@ export function decodeImage(bytes: Uint8Array, where: string): DecodedPixels {
       ({ width, height } = img);
       rgba = img.data;
     } else {
-      throw new AntidoteError("IMAGE_UNDECODABLE", `${where}: not a PNG or JPEG image (first bytes ${hex(bytes)}).`);
+      throw new AntidoteError(
+        "IMAGE_UNDECODABLE",
+        `${where}: not a PNG or JPEG image (first bytes ${hex(bytes)}).`,
+      );
     }
   } catch (e) {
     if (e instanceof AntidoteError) throw e;
     const reason = e instanceof Error ? e.message : String(e);
-    throw new AntidoteError("IMAGE_UNDECODABLE", `${where}: cannot decode ${kind} image: ${reason}.`, { cause: e });
+    throw new AntidoteError("IMAGE_UNDECODABLE", `${where}: cannot decode ${kind} image: ${reason}.`, {
+      cause: e,
+    });
   }
   return fromRgba(rgba, width, height, color);
 }
 
 // PNG says whether it is grey; for JPEG we look: a JPEG whose channels are all equal is grey.
-function fromRgba(rgba: Uint8Array, width: number, height: number, color: boolean | undefined): DecodedPixels {
+function fromRgba(
+  rgba: Uint8Array,
+  width: number,
+  height: number,
+  color: boolean | undefined,
+): DecodedPixels {
   const n = width * height;
   let grey = color === undefined ? true : !color;
   for (let p = 0; p < n && grey && color === undefined; p++) {
@@ -80,9 +90,19 @@ export function encodePng(bytes: Uint8Array, height: number, width: number, chan
   if (channels !== 1 && channels !== 3) {
     throw new AntidoteError("USAGE", `cannot write a ${channels}-channel image as PNG (1 or 3 channels).`);
   }
-  const png = new PNG({ width, height, colorType: channels === 1 ? 0 : 2, inputColorType: channels === 1 ? 0 : 2, inputHasAlpha: false });
+  const png = new PNG({
+    width,
+    height,
+    colorType: channels === 1 ? 0 : 2,
+    inputColorType: channels === 1 ? 0 : 2,
+    inputHasAlpha: false,
+  });
   png.data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return PNG.sync.write(png, { colorType: channels === 1 ? 0 : 2, inputColorType: channels === 1 ? 0 : 2, inputHasAlpha: false });
+  return PNG.sync.write(png, {
+    colorType: channels === 1 ? 0 : 2,
+    inputColorType: channels === 1 ? 0 : 2,
+    inputHasAlpha: false,
+  });
 }
 
 function hex(bytes: Uint8Array): string {

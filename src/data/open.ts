@@ -57,7 +57,10 @@ export async function createWriter(
   const format = options.format ?? formatFromOutputPath(path);
   const create = FORMATS[format].create;
   if (create === undefined) {
-    throw new AntidoteError("USAGE", `cannot write ${format}; writable formats: ${WRITABLE_FORMATS.join(", ")}.`);
+    throw new AntidoteError(
+      "USAGE",
+      `cannot write ${format}; writable formats: ${WRITABLE_FORMATS.join(", ")}.`,
+    );
   }
   return create(path, options);
 }

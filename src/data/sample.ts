@@ -69,7 +69,12 @@ export function imageToBytes(image: ImageTensor): Uint8Array {
 }
 
 /** 8-bit pixels (H×W×C) → an ImageTensor in [0, 1]. */
-export function imageFromBytes(bytes: Uint8Array, height: number, width: number, channels: number): ImageTensor {
+export function imageFromBytes(
+  bytes: Uint8Array,
+  height: number,
+  width: number,
+  channels: number,
+): ImageTensor {
   const data = new Float32Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) data[i] = (bytes[i] ?? 0) / PIXEL_SCALE;
   return { height, width, channels, data };
@@ -112,7 +117,12 @@ export function sampleDigest(sample: Pick<Sample, "text" | "image" | "features">
   return digestParts(
     canonicalParts({
       text: sample.text,
-      imageBytes: img && { bytes: imageToBytes(img), height: img.height, width: img.width, channels: img.channels },
+      imageBytes: img && {
+        bytes: imageToBytes(img),
+        height: img.height,
+        width: img.width,
+        channels: img.channels,
+      },
       features: sample.features,
     }),
   );

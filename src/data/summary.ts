@@ -48,9 +48,10 @@ export async function summarizeDataset(
       s.modalities.text++;
       const n = sample.text.length;
       textChars += n;
-      s.text = s.text === null
-        ? { minChars: n, maxChars: n, meanChars: 0 }
-        : { ...s.text, minChars: Math.min(s.text.minChars, n), maxChars: Math.max(s.text.maxChars, n) };
+      s.text =
+        s.text === null
+          ? { minChars: n, maxChars: n, meanChars: 0 }
+          : { ...s.text, minChars: Math.min(s.text.minChars, n), maxChars: Math.max(s.text.maxChars, n) };
     }
     if (sample.image !== undefined) {
       s.modalities.image++;

@@ -70,7 +70,9 @@ export class Rng {
   /** Exactly k distinct items chosen uniformly, in their original order. */
   sample<T>(items: readonly T[], k: number): T[] {
     if (k > items.length) throw new RangeError(`cannot choose ${k} of ${items.length}`);
-    const idx = this.shuffle(Array.from(items.keys())).slice(0, k).sort((a, b) => a - b);
+    const idx = this.shuffle(Array.from(items.keys()))
+      .slice(0, k)
+      .sort((a, b) => a - b);
     return idx.map((i) => items[i] as T);
   }
 }

@@ -3,7 +3,7 @@
 // batch, so a dataset larger than memory works.
 import type { ColumnMapping } from "./columns.js";
 import type { DatasetFormat, DatasetInfo, Sample } from "./sample.js";
-import type { AntidoteError } from "../errors.js";
+import { isAntidoteError, type AntidoteError, type AntidoteErrorCode } from "../errors.js";
 
 export type OnError = "fail" | "skip";
 
@@ -53,4 +53,21 @@ export interface FormatModule {
   format: DatasetFormat;
   open: ReaderFactory;
   create?: WriterFactory;
+}
+
+/**
+ * Problems confined to one row, image or record: `onError: "skip"` may skip these and
+ * count them. Anything else (a bad header, corrupt gzip, mixed label types) always stops,
+ * because skipping it would silently drop or mislabel the rest of the file.
+ */
+const SKIPPABLE: ReadonlySet<AntidoteErrorCode> = new Set([
+  "ROW_MALFORMED",
+  "IMAGE_UNDECODABLE",
+  "FILE_NOT_FOUND",
+]);
+
+/** The one place a reader decides whether a row's error stops the read or is skipped and reported. */
+export function skipOrThrow(e: unknown, options: Pick<ReadOptions, "onError" | "onSkip">): void {
+  if (!isAntidoteError(e) || !SKIPPABLE.has(e.code) || options.onError !== "skip") throw e;
+  options.onSkip?.(e);
 }

@@ -87,6 +87,9 @@ export class RowDecoder {
     if (typeof value === "string") {
       const dataUri = /^data:image\/[a-z+]+;base64,/i.exec(value);
       if (dataUri) return Buffer.from(value.slice(dataUri[0].length), "base64");
+      // Base64 never contains ".", so a name ending in an image extension is a path, and a
+      // missing one is reported as a missing file rather than as undecodable base64.
+      if (/\.(png|jpe?g)$/i.test(value)) return this.imageFile(value, where);
       const file = isAbsolute(value) ? value : resolve(dirname(this.opts.file), value);
       if (value.length < 1024 && existsSync(file)) return readFileSync(file);
       if (/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return Buffer.from(value, "base64");

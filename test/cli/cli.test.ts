@@ -38,7 +38,12 @@ function expectUserError(r: Result, code: number, message: RegExp): void {
   expect(r.code).toBe(code);
   expect(r.stderr).toMatch(message);
   expect(r.stderr).not.toMatch(/\n\s+at /);
-  expect(r.stderr.trim().split("\n").filter((l) => l.startsWith("antidote:"))).toHaveLength(1);
+  expect(
+    r.stderr
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("antidote:")),
+  ).toHaveLength(1);
 }
 
 beforeAll(() => {
@@ -60,13 +65,17 @@ describe("antidote CLI", () => {
   it("inspects Fashion-MNIST test: 10,000 images, 1,000 per class", async () => {
     const r = await antidote(["inspect", "fashion-mnist:test", "--json"]);
     expect(r.code).toBe(0);
-    const { summary } = JSON.parse(r.stdout) as { summary: { count: number; labels: Record<string, number> } };
+    const { summary } = JSON.parse(r.stdout) as {
+      summary: { count: number; labels: Record<string, number> };
+    };
     expect(summary.count).toBe(10_000);
     expect(Object.values(summary.labels)).toEqual(Array(10).fill(1000));
   });
 
   it("says how to install a bundled dataset that is missing (exit 4)", async () => {
-    const r = await antidote(["inspect", "fashion-mnist"], { ANTIDOTE_FASHION_MNIST_DIR: join(dir, "nowhere") });
+    const r = await antidote(["inspect", "fashion-mnist"], {
+      ANTIDOTE_FASHION_MNIST_DIR: join(dir, "nowhere"),
+    });
     expectUserError(r, 4, /apt-get install dataset-fashion-mnist/);
   });
 
@@ -88,7 +97,10 @@ describe("antidote CLI", () => {
 
   it("names file:line of a malformed row, and skips and counts it with --on-error skip", async () => {
     const file = join(dir, "bad.jsonl");
-    writeFileSync(file, '{"text":"a","label":"x"}\n{"text":"b","label":"y"}\n{"text": oops}\n{"text":"c","label":"x"}\n');
+    writeFileSync(
+      file,
+      '{"text":"a","label":"x"}\n{"text":"b","label":"y"}\n{"text": oops}\n{"text":"c","label":"x"}\n',
+    );
     expectUserError(await antidote(["inspect", file]), 3, /bad\.jsonl:3/);
     const skip = await antidote(["inspect", file, "--on-error", "skip", "--json"]);
     expect(skip.code).toBe(0);
@@ -124,7 +136,19 @@ describe("antidote CLI", () => {
 
   it("runs an attack end to end: poisoned file plus truthful ground truth", async () => {
     const out = join(dir, "fm-patch.parquet");
-    const r = await antidote(["attack", "patch", "fashion-mnist:test", "--target", "Bag", "--count", "50", "--seed", "7", "--out", out]);
+    const r = await antidote([
+      "attack",
+      "patch",
+      "fashion-mnist:test",
+      "--target",
+      "Bag",
+      "--count",
+      "50",
+      "--seed",
+      "7",
+      "--out",
+      out,
+    ]);
     expect(r.code).toBe(0);
     const truth = await readGroundTruth(`${out}.truth.json`);
     expect(truth.poisonedCount).toBe(50);
@@ -139,7 +163,19 @@ describe("antidote CLI", () => {
 
   it("fails an infeasible attack with exit 5 and writes no ground truth", async () => {
     const out = join(dir, "too-many.jsonl");
-    const r = await antidote(["attack", "targeted-flip", "fashion-mnist:test", "--from", "Bag", "--to", "Coat", "--count", "1500", "--out", out]);
+    const r = await antidote([
+      "attack",
+      "targeted-flip",
+      "fashion-mnist:test",
+      "--from",
+      "Bag",
+      "--to",
+      "Coat",
+      "--count",
+      "1500",
+      "--out",
+      out,
+    ]);
     expectUserError(r, 5, /1,?000/);
     expect(existsSync(`${out}.truth.json`)).toBe(false);
     expect(existsSync(out)).toBe(false);
@@ -152,7 +188,9 @@ describe("antidote CLI", () => {
     expect((JSON.parse(r.stdout) as { written: number }).written).toBe(6_046);
     const original = await collect(await openDataset("spamassassin"));
     const copy = await collect(await openDataset(out));
-    expect(copy.map((s) => [s.id, s.digest, s.label])).toEqual(original.map((s) => [s.id, s.digest, s.label]));
+    expect(copy.map((s) => [s.id, s.digest, s.label])).toEqual(
+      original.map((s) => [s.id, s.digest, s.label]),
+    );
     expect(readFileSync(out, "utf8").split("\n").filter(Boolean)).toHaveLength(6_046);
   });
 });

@@ -14,7 +14,14 @@ import { pipeline } from "node:stream/promises";
 import { randomBytes } from "node:crypto";
 import { createGunzip, createGzip } from "node:zlib";
 import { AntidoteError } from "../../errors.js";
-import type { Dataset, DatasetWriter, FormatModule, ReadOptions, WriteOptions } from "../dataset.js";
+import {
+  skipOrThrow,
+  type Dataset,
+  type DatasetWriter,
+  type FormatModule,
+  type ReadOptions,
+  type WriteOptions,
+} from "../dataset.js";
 import { malformed } from "../rows.js";
 import { imageBytesDigest, imageFromBytes, imageToBytes, type DatasetInfo, type Sample } from "../sample.js";
 
@@ -165,7 +172,7 @@ async function* streamSamples(
   labeled: boolean,
   options: ReadOptions,
 ): AsyncGenerator<Sample> {
-  const { classes, onProgress, onError = "fail", onSkip } = options;
+  const { classes, onProgress } = options;
   let bytesRead = 0;
   const progress = (n: number): void => {
     bytesRead += n;
@@ -210,8 +217,7 @@ async function* streamSamples(
             "",
             `label index ${index} is outside the ${classes?.length ?? 0} classes given (0–${(classes?.length ?? 0) - 1})`,
           );
-          if (onError === "fail") throw error;
-          onSkip?.(error);
+          skipOrThrow(error, options);
           continue;
         }
         sample.label = name;

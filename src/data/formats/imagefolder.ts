@@ -10,8 +10,15 @@ import { extname, isAbsolute, join, normalize, relative, sep } from "node:path";
 import { createInterface } from "node:readline";
 import { parse as parseCsv } from "csv-parse";
 import { z } from "zod";
-import { AntidoteError, isAntidoteError, type AntidoteErrorCode } from "../../errors.js";
-import type { Dataset, DatasetWriter, FormatModule, ReadOptions, WriteOptions } from "../dataset.js";
+import { AntidoteError, isAntidoteError } from "../../errors.js";
+import {
+  skipOrThrow,
+  type Dataset,
+  type DatasetWriter,
+  type FormatModule,
+  type ReadOptions,
+  type WriteOptions,
+} from "../dataset.js";
 import { decodeImage, encodePng } from "../image-codec.js";
 import { malformed } from "../rows.js";
 import {
@@ -112,13 +119,6 @@ const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
 const METADATA_JSONL = "metadata.jsonl";
 const METADATA_CSV = "metadata.csv";
 
-/** Problems confined to one image or record, which `onError: "skip"` may skip. */
-const SKIPPABLE: ReadonlySet<AntidoteErrorCode> = new Set([
-  "ROW_MALFORMED",
-  "IMAGE_UNDECODABLE",
-  "FILE_NOT_FOUND",
-]);
-
 interface ListedImage {
   /** Path relative to root, with forward slashes: the sample id. */
   rel: string;
@@ -138,8 +138,7 @@ async function* readListed(
       const label = slash < 0 ? null : directoryToLabel(rel.slice(0, slash));
       yield { id: rel, label, source: null, annotations: [], metadata: {}, ...(await readImage(file, file)) };
     } catch (e) {
-      if (!isAntidoteError(e) || !SKIPPABLE.has(e.code) || options.onError !== "skip") throw e;
-      options.onSkip?.(e);
+      skipOrThrow(e, options);
     }
     bytesRead += size;
     options.onProgress?.(bytesRead);
@@ -172,8 +171,7 @@ async function* readWithMetadata(
         ...(await readImage(file, `${file} (${at})`, record.text ?? undefined)),
       };
     } catch (e) {
-      if (!isAntidoteError(e) || !SKIPPABLE.has(e.code) || options.onError !== "skip") throw e;
-      options.onSkip?.(e);
+      skipOrThrow(e, options);
     }
     options.onProgress?.(bytesRead);
   }

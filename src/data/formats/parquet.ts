@@ -16,11 +16,19 @@ import {
   type RowGroup,
   type SchemaElement,
 } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
 import { ByteWriter, ParquetWriter, type ColumnSource } from "hyparquet-writer";
 import { z } from "zod";
-import { AntidoteError, isAntidoteError, where, type AntidoteErrorCode } from "../../errors.js";
+import { AntidoteError, where } from "../../errors.js";
 import { closest, COLUMN_ROLES, columnMissing, resolveColumns, type ColumnMapping } from "../columns.js";
-import type { Dataset, DatasetWriter, FormatModule, ReadOptions, WriteOptions } from "../dataset.js";
+import {
+  skipOrThrow,
+  type Dataset,
+  type DatasetWriter,
+  type FormatModule,
+  type ReadOptions,
+  type WriteOptions,
+} from "../dataset.js";
 import { encodePng } from "../image-codec.js";
 import { malformed, RowDecoder } from "../rows.js";
 import { imageToBytes, type ColumnRole, type DatasetInfo, type JsonValue, type Sample } from "../sample.js";
@@ -121,13 +129,6 @@ interface GroupReader {
 
 const TEXT_ROLES: readonly ColumnRole[] = ["id", "text", "label", "source", "annotations"];
 
-/** Problems confined to one row, which `onError: "skip"` may skip; anything else always stops. */
-const SKIPPABLE: ReadonlySet<AntidoteErrorCode> = new Set([
-  "ROW_MALFORMED",
-  "IMAGE_UNDECODABLE",
-  "FILE_NOT_FOUND",
-]);
-
 async function* readSamples(r: GroupReader): AsyncGenerator<Sample> {
   const { path, metadata, options } = r;
   const decoder = new RowDecoder({
@@ -147,8 +148,7 @@ async function* readSamples(r: GroupReader): AsyncGenerator<Sample> {
       try {
         yield decodeRow(r, decoder, textColumns, row, index);
       } catch (e) {
-        if (!isAntidoteError(e) || !SKIPPABLE.has(e.code) || options.onError !== "skip") throw e;
-        options.onSkip?.(e);
+        skipOrThrow(e, options);
       }
     }
     bytesRead += groupBytes(group);
@@ -167,7 +167,14 @@ async function readGroup(
   rowEnd: number,
 ): Promise<Record<string, unknown>[]> {
   try {
-    return await parquetReadObjects({ file: r.file, metadata: r.metadata, rowStart, rowEnd, utf8: false });
+    return await parquetReadObjects({
+      file: r.file,
+      metadata: r.metadata,
+      rowStart,
+      rowEnd,
+      utf8: false,
+      compressors,
+    });
   } catch (e) {
     throw new AntidoteError(
       "INPUT_FORMAT",
@@ -243,9 +250,9 @@ async function readFooter(path: string): Promise<{ file: AsyncBuffer; metadata: 
   }
 }
 
-// hyparquet decompresses Snappy on its own (pyarrow's and `datasets`' default); the other
-// codecs need the hyparquet-compressors package, which we do not ship yet.
-const READABLE_CODECS = new Set(["UNCOMPRESSED", "SNAPPY"]);
+// hyparquet-compressors covers every codec pyarrow, Spark and `datasets` write (Snappy,
+// ZSTD, GZIP, Brotli, LZ4); only the long-deprecated LZO is left out.
+const READABLE_CODECS = new Set(["UNCOMPRESSED", ...Object.keys(compressors)]);
 
 function requireReadableCodecs(path: string, metadata: FileMetaData): void {
   for (const group of metadata.row_groups) {
@@ -255,7 +262,7 @@ function requireReadableCodecs(path: string, metadata: FileMetaData): void {
         const column = chunk.meta_data?.path_in_schema.join(".") ?? "?";
         throw new AntidoteError(
           "INPUT_FORMAT",
-          `${path}: column "${column}" is compressed with ${codec}; Antidote reads Snappy-compressed or uncompressed Parquet (rewrite it with compression="snappy").`,
+          `${path}: column "${column}" is compressed with ${codec}; Antidote reads ${[...READABLE_CODECS].join(", ")} (rewrite it with compression="zstd" or "snappy").`,
         );
       }
     }

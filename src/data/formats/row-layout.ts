@@ -8,9 +8,9 @@ import { basename, dirname, extname } from "node:path";
 import { Transform, pipeline, type Readable, type Writable } from "node:stream";
 import { finished, pipeline as pipelineAsync } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { AntidoteError, type AntidoteErrorCode } from "../../errors.js";
+import { AntidoteError } from "../../errors.js";
 import { closest, resolveColumns, type ColumnMapping } from "../columns.js";
-import type { Dataset, ReadOptions, WriteOptions } from "../dataset.js";
+import { skipOrThrow, type Dataset, type ReadOptions, type WriteOptions } from "../dataset.js";
 import { encodePng } from "../image-codec.js";
 import { malformed, RowDecoder, type RowDecoderOptions } from "../rows.js";
 import { imageToBytes, type DatasetInfo, type JsonValue, type Sample } from "../sample.js";
@@ -27,13 +27,6 @@ export interface RowFile {
   /** A fresh pass over the data rows. Fatal problems (bad header, corrupt gzip) are thrown. */
   rows(onProgress?: (bytesRead: number) => void): AsyncGenerator<RawRow>;
 }
-
-/** Per-row problems that `--on-error skip` may skip; anything else (mixed label types) always stops. */
-const SKIPPABLE: ReadonlySet<AntidoteErrorCode> = new Set([
-  "ROW_MALFORMED",
-  "IMAGE_UNDECODABLE",
-  "FILE_NOT_FOUND",
-]);
 
 /**
  * Open a row-shaped file as a Dataset: resolve the column roles against the file's
@@ -64,14 +57,14 @@ export async function openRowDataset(path: string, options: ReadOptions, file: R
     for await (const row of file.rows(options.onProgress)) {
       const rowIndex = index++;
       if ("error" in row) {
-        reject(row.error, options);
+        skipOrThrow(row.error, options);
         continue;
       }
       let sample: Sample;
       try {
         sample = decoder.decode(row.record, rowIndex, row.at);
       } catch (e) {
-        reject(asRowError(e, row.at), options);
+        skipOrThrow(asRowError(e, row.at), options);
         continue;
       }
       info.labelKind ??= decoder.labelKind;
@@ -187,11 +180,6 @@ function looksNumeric(value: unknown, untyped: boolean): boolean {
   const v = value.trim();
   if (v.toLowerCase() === "nan" || /^[+-]?Infinity$/.test(v)) return true; // as rows.ts parses them
   return untyped && v !== "" && !Number.isNaN(Number(v));
-}
-
-function reject(error: AntidoteError, options: ReadOptions): void {
-  if (options.onError !== "skip" || !SKIPPABLE.has(error.code)) throw error;
-  options.onSkip?.(error);
 }
 
 // A row's content can make the file system fail (an image cell naming a directory or an

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
-import type { Dataset, FormatModule, ReadOptions } from "../dataset.js";
+import { skipOrThrow, type Dataset, type FormatModule, type ReadOptions } from "../dataset.js";
 import { malformed } from "../rows.js";
 import { canonicalParts, digestParts, type DatasetInfo, type Sample } from "../sample.js";
 
@@ -77,7 +77,7 @@ async function readFileList(listFile: string): Promise<string[]> {
 }
 
 async function* streamEmails(dataDir: string, files: string[], options: ReadOptions): AsyncGenerator<Sample> {
-  const { onProgress, onError = "fail", onSkip } = options;
+  const { onProgress } = options;
   let bytesRead = 0;
   for (const file of files) {
     const path = join(dataDir, file);
@@ -87,8 +87,7 @@ async function* streamEmails(dataDir: string, files: string[], options: ReadOpti
       bytesRead += raw.length;
       sample = toSample(path, file, raw);
     } catch (e) {
-      if (!(e instanceof AntidoteError) || onError === "fail") throw e;
-      onSkip?.(e);
+      skipOrThrow(e, options);
       continue;
     }
     onProgress?.(bytesRead);

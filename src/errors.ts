@@ -14,6 +14,14 @@ export type AntidoteErrorCode =
   | "LABEL_MIXED_TYPES" // a label column holds numbers in some rows and strings in others
   | "DATASET_MISSING" // a bundled dataset is not installed
   | "ATTACK_INFEASIBLE" // a simulator cannot poison as many samples as asked
+  | "SOURCE_UNKNOWN" // a source name is not registered in the ledger
+  | "SOURCE_EXISTS" // a source with this name is already registered (with different details)
+  | "KEY_UNTRUSTED" // a signing key is not registered for the source, or was revoked
+  | "SIGNATURE_INVALID" // an envelope's signature does not verify, or it is unsigned where policy requires one
+  | "DIGEST_MISMATCH" // a file or sample does not match the digest its manifest promises
+  | "LEDGER_TAMPERED" // the ledger's hash chain, checkpoints or derived tables do not recompute
+  | "LEDGER_UNAVAILABLE" // the ledger database cannot be opened or reached
+  | "NOT_FOUND" // a dataset version, model, sample or delivery is not in the ledger
   | "INTERNAL"; // a bug: report it
 
 export class AntidoteError extends Error {

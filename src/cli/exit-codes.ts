@@ -8,6 +8,10 @@ export const EXIT = {
   input: 3,
   datasetMissing: 4,
   attackInfeasible: 5,
+  /** Signature, digest or ledger-chain verification failed: the data must not be trusted. */
+  verification: 6,
+  /** The ledger cannot be opened, or names an unknown source, version, model or sample. */
+  ledger: 7,
 } as const;
 
 export function exitCodeFor(code: AntidoteErrorCode): number {
@@ -26,6 +30,16 @@ export function exitCodeFor(code: AntidoteErrorCode): number {
       return EXIT.datasetMissing;
     case "ATTACK_INFEASIBLE":
       return EXIT.attackInfeasible;
+    case "KEY_UNTRUSTED":
+    case "SIGNATURE_INVALID":
+    case "DIGEST_MISMATCH":
+    case "LEDGER_TAMPERED":
+      return EXIT.verification;
+    case "SOURCE_UNKNOWN":
+    case "SOURCE_EXISTS":
+    case "LEDGER_UNAVAILABLE":
+    case "NOT_FOUND":
+      return EXIT.ledger;
     case "INTERNAL":
       return EXIT.internal;
   }

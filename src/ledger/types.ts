@@ -1,0 +1,275 @@
+// The ledger's public contract: the events it records and the questions it answers.
+// Every other module (ingest, scan, audit, robust aggregation, the CLI and the server)
+// talks to the ledger only through these types, so SQLite and PostgreSQL stay
+// interchangeable behind `openLedger`.
+
+/** What a source is; decides the default signature policy (see `requiresSignature`). */
+export type SourceKind = "supplier" | "contractor" | "web" | "fl-client" | "agent" | "foundation-model";
+
+export const SOURCE_KINDS: readonly SourceKind[] = [
+  "supplier",
+  "contractor",
+  "web",
+  "fl-client",
+  "agent",
+  "foundation-model",
+];
+
+/** A registered Ed25519 public key. `keyId` is the lowercase hex SHA-256 of the SPKI DER. */
+export interface SourceKey {
+  keyId: string;
+  publicKeyPem: string;
+  addedAt: string;
+  revokedAt: string | null;
+}
+
+export interface Source {
+  name: string;
+  kind: SourceKind;
+  /** 0..1, the operator's prior trust in this source. */
+  trust: number;
+  /** Whether deliveries from this source must carry a valid signature. */
+  requireSignature: boolean;
+  keys: SourceKey[];
+  addedAt: string;
+}
+
+/** One processing step: what went in, what came out, which tool with which parameters. */
+export interface Transform {
+  /** e.g. "ingest", "dedup", "filter", "relabel", "augment", "export", "attack:patch". */
+  kind: string;
+  tool: string;
+  toolVersion: string;
+  parameters: Record<string, unknown>;
+  /** Content digests (hex SHA-256) or Merkle roots of the inputs and outputs. */
+  inputDigests: string[];
+  outputDigests: string[];
+}
+
+/** One sample as the ledger knows it (content is not stored, only its digest and labels). */
+export interface SampleRecord {
+  /** The dataset's own id for the sample (stable across re-reads of the same file). */
+  id: string;
+  /** Hex SHA-256 over the sample's canonical bytes (`Sample.digest`). */
+  digest: string;
+  label: string | null;
+  annotations: { annotator: string; label: string }[];
+}
+
+/** The common currency of every check (DESIGN.md): a subject, a kind, a score and evidence. */
+export interface Finding {
+  subjectType: "sample" | "source" | "annotator" | "model" | "client" | "delivery" | "dataset";
+  /** Sample digest, source name, annotator name, model digest, client id, delivery id, version id. */
+  subjectId: string;
+  /** e.g. "label-issue", "spectral-signature", "trigger-token", "split-view-mismatch". */
+  kind: string;
+  /** Higher is more suspicious; each check documents its scale. */
+  score: number;
+  evidence: Record<string, unknown>;
+  check: string;
+  checkVersion: string;
+}
+
+export interface Decision {
+  action: "quarantine" | "release";
+  subjectType: "sample" | "source";
+  /** Sample digests or source names. */
+  subjectIds: string[];
+  /** Who decided (user name, or "policy:<name>"). */
+  actor: string;
+  reason: string;
+}
+
+/** The events of the append-only log. `payload` shapes are validated on append. */
+export type LedgerEventInput =
+  | { kind: "source.added"; payload: Omit<Source, "addedAt" | "keys"> & { keys: { publicKeyPem: string }[] } }
+  | { kind: "source.key-added"; payload: { source: string; publicKeyPem: string } }
+  | { kind: "source.key-revoked"; payload: { source: string; keyId: string; reason: string } }
+  | {
+      kind: "delivery.ingested";
+      payload: {
+        deliveryId: string;
+        source: string;
+        /** SHA-256 of the canonical manifest (statement) — the idempotency key. */
+        manifestDigest: string;
+        merkleRoot: string;
+        /** Key that signed the delivery, or null when unsigned (allowed only by policy). */
+        keyId: string | null;
+        files: { path: string; sha256: string; size: number }[];
+        sampleCount: number;
+        /** The dataset version this delivery created. */
+        datasetVersion: string;
+        /** Where the received samples were stored (a path relative to the sample store), so
+         * `export` can rebuild versions from the ledger; null when the content was not kept. */
+        store: string | null;
+      };
+    }
+  | {
+      kind: "samples.added";
+      /** Samples of a delivery, in batches (an ingest of 60k samples is a few dozen events). */
+      payload: { deliveryId: string; source: string; samples: SampleRecord[] };
+    }
+  | {
+      kind: "dataset.version-created";
+      payload: {
+        version: string;
+        name: string;
+        /** Merkle root over the sorted sample digests. */
+        merkleRoot: string;
+        parent: string | null;
+        transform: Transform;
+        /** Sample digests, in batches via `dataset.members-added` when large. */
+        sampleCount: number;
+      };
+    }
+  | { kind: "dataset.members-added"; payload: { version: string; digests: string[] } }
+  | { kind: "transform.recorded"; payload: { subject: string; transform: Transform } }
+  | { kind: "finding.recorded"; payload: Finding }
+  | { kind: "decision.recorded"; payload: Decision }
+  | {
+      kind: "model.registered";
+      payload: { digest: string; name: string; trainedOn: string[]; baseModel: string | null; format: string };
+    }
+  | { kind: "ledger.key-rotated"; payload: { keyId: string; publicKeyPem: string } };
+
+export type LedgerEventKind = LedgerEventInput["kind"];
+
+/** An event as stored: its place in the chain and the hashes that bind it. */
+export type LedgerEvent = LedgerEventInput & {
+  seq: number;
+  /** ISO-8601 UTC. */
+  at: string;
+  actor: string;
+  /** Hex SHA-256 of the previous event's `hash` ("0"×64 for the first). */
+  prevHash: string;
+  /** Hex SHA-256 over prevHash and the RFC 8785 canonical JSON of {seq, at, actor, kind, payload}. */
+  hash: string;
+};
+
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  at: string;
+  keyId: string;
+  /** Base64 Ed25519 signature over the canonical JSON of {seq, hash, at}. */
+  signature: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  events: number;
+  checkpoints: number;
+  /** The first event whose hash or link does not recompute, with why. */
+  firstBad?: { seq: number; reason: string };
+  /** Derived tables that disagree with a replay of the events. */
+  tableMismatches: string[];
+}
+
+export interface DatasetVersion {
+  version: string;
+  name: string;
+  merkleRoot: string;
+  parent: string | null;
+  transform: Transform;
+  sampleCount: number;
+  createdAt: string;
+}
+
+export interface DeliveryRecord {
+  deliveryId: string;
+  source: string;
+  manifestDigest: string;
+  merkleRoot: string;
+  keyId: string | null;
+  sampleCount: number;
+  datasetVersion: string;
+  store: string | null;
+  at: string;
+}
+
+export interface ModelRecord {
+  digest: string;
+  name: string;
+  trainedOn: string[];
+  baseModel: string | null;
+  format: string;
+  registeredAt: string;
+}
+
+/** `trace --source`: everything a source reached. */
+export interface SourceTrace {
+  source: Source;
+  deliveries: { deliveryId: string; at: string; sampleCount: number; keyId: string | null }[];
+  sampleCount: number;
+  /** Up to `limit` sample records (the CLI pages; --json lists all). */
+  samples: (SampleRecord & { quarantined: boolean })[];
+  datasetVersions: { version: string; name: string; samplesFromSource: number; sampleCount: number }[];
+  /** Models trained directly on an affected version. */
+  models: ModelRecord[];
+  /** Models whose base-model chain reaches an affected model. */
+  descendantModels: (ModelRecord & { via: string[] })[];
+}
+
+/** `trace --sample`: a sample's whole story. */
+export interface SampleTrace {
+  sample: SampleRecord;
+  /** Every delivery the sample arrived in (the same content may come twice). */
+  origins: { deliveryId: string; source: string; sourceKind: SourceKind; at: string; keyId: string | null }[];
+  transforms: (Transform & { at: string; seq: number })[];
+  datasetVersions: string[];
+  findings: (Finding & { at: string; seq: number })[];
+  decisions: (Decision & { at: string; seq: number })[];
+  quarantined: boolean;
+}
+
+export interface AppendOptions {
+  actor?: string;
+}
+
+export interface Ledger {
+  /** "sqlite:<path>" or the postgres URL with the password removed. */
+  readonly location: string;
+
+  /**
+   * Append events atomically: all or none, one transaction, serialized against every
+   * other writer (other processes included). Validates payloads before writing; a
+   * checkpoint is signed at the end of each append.
+   */
+  append(events: LedgerEventInput[], options?: AppendOptions): Promise<LedgerEvent[]>;
+
+  /** Recompute every hash, link and checkpoint signature and replay the derived tables. */
+  verify(): Promise<VerifyReport>;
+
+  /** Events in order, from `fromSeq` (inclusive), streamed in pages. */
+  events(fromSeq?: number): AsyncIterable<LedgerEvent>;
+
+  getSource(name: string): Promise<Source | undefined>;
+  listSources(): Promise<Source[]>;
+  /** A delivery already ingested with this manifest digest, if any (idempotent ingest). */
+  findDelivery(manifestDigest: string): Promise<{ deliveryId: string; datasetVersion: string } | undefined>;
+  listDeliveries(): Promise<DeliveryRecord[]>;
+  getDatasetVersion(version: string): Promise<DatasetVersion | undefined>;
+  listDatasetVersions(): Promise<DatasetVersion[]>;
+  /** Member sample digests of a version, streamed in digest order. */
+  datasetMembers(version: string): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }>;
+  getModel(digest: string): Promise<ModelRecord | undefined>;
+  /** Sample digests currently quarantined (directly, or through a quarantined source). */
+  isQuarantined(digest: string): Promise<boolean>;
+  findings(filter?: { subjectType?: Finding["subjectType"]; minScore?: number }): AsyncIterable<Finding & { seq: number }>;
+  traceSource(name: string, options?: { limit?: number }): Promise<SourceTrace>;
+  /** By sample id or digest. */
+  traceSample(idOrDigest: string): Promise<SampleTrace | undefined>;
+
+  close(): Promise<void>;
+}
+
+export interface OpenLedgerOptions {
+  /** A SQLite file path, or a `postgres://` / `postgresql://` URL. Default `.antidote/ledger.db`. */
+  location?: string;
+  /** The ledger's Ed25519 signing key (PKCS#8 PEM) for checkpoints. Default: `ledger-key.pem` in
+   * the `.antidote/` directory next to a SQLite file, or `.antidote/ledger-key.pem` in the working
+   * directory for PostgreSQL; created (and its public key recorded as `ledger.key-rotated`) when absent. */
+  keyPath?: string;
+  /** Default actor recorded on events (default: the OS user name). */
+  actor?: string;
+}

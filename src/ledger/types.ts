@@ -229,6 +229,12 @@ export interface AppendOptions {
 export interface Ledger {
   /** "sqlite:<path>" or the postgres URL with the password removed. */
   readonly location: string;
+  /** Path of the ledger's Ed25519 private key (PKCS#8 PEM): it signs checkpoints, and `export`
+   * signs clean versions' manifests with it. */
+  readonly keyPath: string;
+  /** Directory for the ledger's own files besides the database: `.antidote/` next to a SQLite
+   * file, `.antidote/` in the working directory for PostgreSQL. The sample store lives here. */
+  readonly homeDir: string;
 
   /**
    * Append events atomically: all or none, one transaction, serialized against every
@@ -253,6 +259,7 @@ export interface Ledger {
   /** Member sample digests of a version, streamed in digest order. */
   datasetMembers(version: string): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }>;
   getModel(digest: string): Promise<ModelRecord | undefined>;
+  listModels(): Promise<ModelRecord[]>;
   /** Sample digests currently quarantined (directly, or through a quarantined source). */
   isQuarantined(digest: string): Promise<boolean>;
   findings(filter?: { subjectType?: Finding["subjectType"]; minScore?: number }): AsyncIterable<Finding & { seq: number }>;

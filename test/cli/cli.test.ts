@@ -1,50 +1,17 @@
 // The CLI end to end, as a user runs it: a child process per command, asserting exit codes
 // and that user mistakes print one clear line and never a stack trace.
-import { execFile } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readGroundTruth } from "../../src/attack/index.js";
 import { openDataset } from "../../src/data/open.js";
 import { collect } from "../../src/data/memory.js";
+import { antidote as cli, expectUserError, type CliResult } from "../helpers/cli.js";
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "..", "..", "src", "cli", "bin.ts");
+const antidote = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => cli(args, { env });
+
 let dir: string;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function antidote(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", BIN, ...args], {
-      env: { ...process.env, ...env },
-      maxBuffer: 1 << 24,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
-
-/** A user mistake: the documented exit code, one line on stderr naming the problem, no stack. */
-function expectUserError(r: Result, code: number, message: RegExp): void {
-  expect(r.code).toBe(code);
-  expect(r.stderr).toMatch(message);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-  expect(
-    r.stderr
-      .trim()
-      .split("\n")
-      .filter((l) => l.startsWith("antidote:")),
-  ).toHaveLength(1);
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "antidote-cli-"));

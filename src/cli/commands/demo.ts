@@ -7,6 +7,7 @@ import { simulateAttack, writeGroundTruth, type AttackSpec } from "../../attack/
 import { listBuiltinDatasets } from "../../data/builtin.js";
 import { createWriter, openDataset } from "../../data/open.js";
 import { summarizeDataset } from "../../data/summary.js";
+import { runProvenanceDemo } from "../demo-provenance.js";
 import { progressBar } from "../progress.js";
 import { printTable } from "../table.js";
 
@@ -21,7 +22,8 @@ export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description(
-      "Run the main job on the bundled real data: poisoned Fashion-MNIST and SpamAssassin with ground truth",
+      "Run the main job on the bundled real data: poisoned Fashion-MNIST and SpamAssassin with ground truth,\n" +
+        "then a signed delivery of the poisoned set ingested, traced, quarantined and exported clean",
     )
     .option("--out <dir>", "where to write the poisoned datasets", "out")
     .action(async (flags: { out: string }) => {
@@ -85,6 +87,7 @@ export function registerDemo(program: Command): void {
           Object.keys(before.labels).map((l) => [l, before.labels[l] ?? 0, summary.labels[l] ?? 0]),
         );
       }
+      await runProvenanceDemo(flags.out, steps[0]?.out ?? "");
       o.write(
         "\nNext: `antidote inspect out/fashion-mnist-patch-1pct.parquet`, or build other variants with\n" +
           "`antidote attack --help` (blend, label-flip, targeted-flip, near-duplicate, malicious-annotator, assign-sources).\n",

@@ -1,0 +1,37 @@
+// `--ledger` for every command that reads or writes the ledger. The default is a SQLite
+// file under .antidote/ in the working directory; ANTIDOTE_LEDGER sets a team default
+// (for instance a postgres:// URL) without repeating it on every command.
+import type { Command } from "commander";
+import { openLedger } from "../ledger/index.js";
+import type { Ledger } from "../ledger/types.js";
+
+export function addLedgerOption(cmd: Command): Command {
+  return cmd
+    .option(
+      "--ledger <location>",
+      "SQLite file or postgres://user@host:port/db (default: $ANTIDOTE_LEDGER or .antidote/ledger.db)",
+    )
+    .option("--ledger-key <path>", "the ledger's signing key (default: ledger-key.pem beside the ledger)");
+}
+
+/** Open the ledger the flags name, run `fn`, and close it whatever happens. */
+export async function withLedger<T>(
+  flags: Record<string, unknown>,
+  fn: (ledger: Ledger) => Promise<T>,
+): Promise<T> {
+  const location = typeof flags.ledger === "string" ? flags.ledger : process.env.ANTIDOTE_LEDGER;
+  const keyPath = typeof flags.ledgerKey === "string" ? flags.ledgerKey : undefined;
+  const ledger = await openLedger({
+    ...(location !== undefined && location !== "" ? { location } : {}),
+    ...(keyPath !== undefined ? { keyPath } : {}),
+  });
+  try {
+    return await fn(ledger);
+  } finally {
+    await ledger.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+}

@@ -1,0 +1,205 @@
+// Where the ledger lives: an embedded SQLite file (default) or a shared PostgreSQL database.
+// Both are the same Kysely `Database` with the same migrations; this module is the only
+// place that knows how each engine serializes writers, takes a consistent snapshot, and
+// how its location is written for people.
+import { mkdirSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteAdapter,
+  SqliteDialect,
+  sql,
+  type DialectAdapter,
+} from "kysely";
+import pg from "pg";
+import { AntidoteError } from "../errors.js";
+import { sha256Hex } from "./chain.js";
+import type { Database, LedgerDb } from "./database.js";
+import { migrationProvider } from "./migrations.js";
+
+export const DEFAULT_LOCATION = join(".antidote", "ledger.db");
+
+/** How long a writer waits for another process's append to finish before giving up. */
+const BUSY_TIMEOUT_MS = 120_000;
+/**
+ * Bound values per multi-row insert. The hard limits are 32766 (SQLite) and 65535
+ * (PostgreSQL), but statements of about this size measured fastest on both: larger ones
+ * cost more to parse and plan than they save in round trips.
+ */
+const STATEMENT_PARAMS = 10_000;
+/** Advisory-lock key that serializes PostgreSQL writers (ASCII "antidote" folded to 31 bits). */
+export const PG_WRITE_LOCK = 0x616e7469;
+
+export interface Backend {
+  readonly engine: "sqlite" | "postgres";
+  readonly db: LedgerDb;
+  /** "sqlite:<absolute path>" or the URL without its password. */
+  readonly location: string;
+  readonly homeDir: string;
+  /** The witness file holding the latest checkpoint (see witness.ts). */
+  readonly witnessPath: string;
+  /** Most bound parameters one statement may carry. */
+  readonly maxParams: number;
+  /** Run `fn` in one transaction holding the ledger's write lock, other processes included. */
+  writeTransaction<T>(fn: (trx: LedgerDb) => Promise<T>): Promise<T>;
+  /** Run `fn` against one consistent snapshot of the database. */
+  snapshot<T>(fn: (trx: LedgerDb) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+export async function openBackend(location: string | undefined): Promise<Backend> {
+  const backend =
+    location !== undefined && isPostgresUrl(location) ? await openPostgres(location) : openSqlite(location);
+  await migrate(backend);
+  return backend;
+}
+
+function openSqlite(location: string | undefined): Backend {
+  const file = resolve(location ?? DEFAULT_LOCATION);
+  const display = `sqlite:${file}`;
+  let database: BetterSqlite3.Database;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    database = new BetterSqlite3(file, { timeout: BUSY_TIMEOUT_MS });
+    // WAL lets readers (trace, verify) run while another process appends; FULL makes each
+    // committed append durable before append() returns.
+    database.pragma("journal_mode = WAL");
+    database.pragma("synchronous = FULL");
+  } catch (e) {
+    throw unavailable(display, e);
+  }
+  const db = new Kysely<Database>({ dialect: new LockingSqliteDialect(database) });
+  const homeDir = basename(dirname(file)) === ".antidote" ? dirname(file) : join(dirname(file), ".antidote");
+  return {
+    engine: "sqlite",
+    db,
+    location: display,
+    homeDir,
+    witnessPath: `${file}.head.json`,
+    maxParams: STATEMENT_PARAMS,
+    // BEGIN IMMEDIATE takes SQLite's write lock before the first read, so the chain head
+    // read inside is the one this transaction extends; other processes wait (busy_timeout).
+    writeTransaction: (fn) =>
+      db.connection().execute(async (conn) => {
+        await sql`begin immediate`.execute(conn);
+        try {
+          const result = await fn(conn);
+          await sql`commit`.execute(conn);
+          return result;
+        } catch (e) {
+          if (database.inTransaction) await sql`rollback`.execute(conn);
+          throw e;
+        }
+      }),
+    snapshot: (fn) =>
+      db.connection().execute(async (conn) => {
+        await sql`begin`.execute(conn);
+        try {
+          return await fn(conn);
+        } finally {
+          if (database.inTransaction) await sql`commit`.execute(conn);
+        }
+      }),
+    close: () => db.destroy(),
+  };
+}
+
+// Kysely's SQLite adapter assumes one process; a ledger file may be opened by several at
+// once (two ingests), so migrations run under SQLite's write lock like every append.
+class LockingSqliteDialect extends SqliteDialect {
+  constructor(private readonly database: BetterSqlite3.Database) {
+    super({ database });
+  }
+  override createAdapter(): DialectAdapter {
+    const database = this.database;
+    return new (class extends SqliteAdapter {
+      override async acquireMigrationLock(db: Kysely<unknown>): Promise<void> {
+        await sql`begin immediate`.execute(db);
+      }
+      override async releaseMigrationLock(db: Kysely<unknown>): Promise<void> {
+        if (database.inTransaction) await sql`commit`.execute(db);
+      }
+    })();
+  }
+}
+
+async function openPostgres(url: string): Promise<Backend> {
+  const display = withoutPassword(url);
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  // An idle client whose server went away emits 'error' on the pool; the next query
+  // reports it as LEDGER_UNAVAILABLE instead of the process crashing.
+  pool.on("error", () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await sql`select 1`.execute(db);
+  } catch (e) {
+    await db.destroy().catch(() => undefined);
+    throw unavailable(display, e);
+  }
+  const homeDir = resolve(".antidote");
+  return {
+    engine: "postgres",
+    db,
+    location: display,
+    homeDir,
+    // The database is shared, so this machine keeps its own witness of the head it last
+    // saw: a rollback of the shared log below that head is still detected here.
+    witnessPath: join(homeDir, `ledger-${sha256Hex(display).slice(0, 16)}.head.json`),
+    maxParams: STATEMENT_PARAMS,
+    writeTransaction: (fn) =>
+      db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${PG_WRITE_LOCK})`.execute(trx);
+        return fn(trx);
+      }),
+    snapshot: (fn) =>
+      db.transaction().setIsolationLevel("repeatable read").setAccessMode("read only").execute(fn),
+    close: () => db.destroy(),
+  };
+}
+
+async function migrate(backend: Backend): Promise<void> {
+  const { error, results } = await new Migrator({
+    db: backend.db,
+    provider: migrationProvider,
+  }).migrateToLatest();
+  if (error === undefined) return;
+  await backend.close().catch(() => undefined);
+  const failed = results?.find((r) => r.status === "Error")?.migrationName;
+  throw unavailable(backend.location, error, failed === undefined ? "" : ` (migration ${failed})`);
+}
+
+/** The PostgreSQL URL as shown to people and stored in reports: never the password. */
+export function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.password = "";
+    return parsed.toString();
+  } catch {
+    throw new AntidoteError(
+      "USAGE",
+      `ledger location "${url.replace(/:[^:@/]*@/, ":***@")}" is not a valid URL.`,
+    );
+  }
+}
+
+export function unavailable(location: string, e: unknown, detail = ""): AntidoteError {
+  const why = describe(e);
+  return new AntidoteError("LEDGER_UNAVAILABLE", `ledger ${location} cannot be opened${detail}: ${why}`, {
+    cause: e,
+  });
+}
+
+// Node reports a refused connection to a host with several addresses as an AggregateError
+// with an empty message; its parts say what happened.
+function describe(e: unknown): string {
+  if (e instanceof AggregateError && e.message === "") return e.errors.map(describe).join("; ");
+  if (e instanceof Error) return e.message || ("code" in e ? String(e.code) : e.name);
+  return String(e);
+}

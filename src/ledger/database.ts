@@ -1,0 +1,207 @@
+// The ledger's tables as Kysely sees them. `events` and `checkpoints` are the evidence;
+// every other table is a projection of the events (see project.ts) that `verify` rebuilds
+// from scratch and compares. Column types are the lowest common denominator of SQLite and
+// PostgreSQL: text, integer (flags are 0/1, never booleans) and double precision; JSON
+// values are stored as RFC 8785 canonical text so both engines hold identical bytes.
+import type { Kysely } from "kysely";
+
+export interface EventsTable {
+  seq: number;
+  at: string;
+  actor: string;
+  kind: string;
+  /** Canonical JSON of the payload. */
+  payload: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface CheckpointsTable {
+  seq: number;
+  hash: string;
+  at: string;
+  key_id: string;
+  signature: string;
+}
+
+export interface LedgerKeysTable {
+  key_id: string;
+  public_key_pem: string;
+  added_at: string;
+  seq: number;
+}
+
+export interface SourcesTable {
+  name: string;
+  kind: string;
+  trust: number;
+  require_signature: number;
+  added_at: string;
+  seq: number;
+}
+
+export interface SourceKeysTable {
+  source: string;
+  key_id: string;
+  public_key_pem: string;
+  added_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+}
+
+export interface DeliveriesTable {
+  delivery_id: string;
+  source: string;
+  manifest_digest: string;
+  merkle_root: string;
+  key_id: string | null;
+  /** Canonical JSON of the file list. */
+  files: string;
+  sample_count: number;
+  dataset_version: string;
+  store: string | null;
+  at: string;
+  seq: number;
+}
+
+export interface SamplesTable {
+  digest: string;
+  /** The id and labels the content first arrived with; later arrivals are in sample_origins. */
+  id: string;
+  label: string | null;
+  annotations: string;
+  seq: number;
+}
+
+export interface SampleOriginsTable {
+  digest: string;
+  delivery_id: string;
+  source: string;
+  sample_id: string;
+  seq: number;
+}
+
+export interface DatasetVersionsTable {
+  version: string;
+  name: string;
+  merkle_root: string;
+  parent: string | null;
+  transform: string;
+  sample_count: number;
+  created_at: string;
+  seq: number;
+}
+
+export interface DatasetMembersTable {
+  version: string;
+  digest: string;
+}
+
+export interface TransformsTable {
+  seq: number;
+  /** A sample digest, dataset version, delivery id or model digest the step applied to. */
+  subject: string;
+  kind: string;
+  tool: string;
+  tool_version: string;
+  parameters: string;
+  input_digests: string;
+  output_digests: string;
+  at: string;
+}
+
+export interface FindingsTable {
+  seq: number;
+  subject_type: string;
+  subject_id: string;
+  kind: string;
+  score: number;
+  evidence: string;
+  check_name: string;
+  check_version: string;
+  at: string;
+}
+
+export interface DecisionsTable {
+  seq: number;
+  action: string;
+  subject_type: string;
+  subject_ids: string;
+  actor: string;
+  reason: string;
+  at: string;
+}
+
+export interface DecisionSubjectsTable {
+  seq: number;
+  subject_type: string;
+  subject_id: string;
+}
+
+/** Current quarantine state per subject: the latest decision wins. */
+export interface QuarantineTable {
+  subject_type: string;
+  subject_id: string;
+  quarantined: number;
+  seq: number;
+}
+
+export interface ModelsTable {
+  digest: string;
+  name: string;
+  base_model: string | null;
+  format: string;
+  registered_at: string;
+  seq: number;
+}
+
+export interface ModelTrainedOnTable {
+  model: string;
+  version: string;
+}
+
+export interface Database {
+  events: EventsTable;
+  checkpoints: CheckpointsTable;
+  ledger_keys: LedgerKeysTable;
+  sources: SourcesTable;
+  source_keys: SourceKeysTable;
+  deliveries: DeliveriesTable;
+  samples: SamplesTable;
+  sample_origins: SampleOriginsTable;
+  dataset_versions: DatasetVersionsTable;
+  dataset_members: DatasetMembersTable;
+  transforms: TransformsTable;
+  findings: FindingsTable;
+  decisions: DecisionsTable;
+  decision_subjects: DecisionSubjectsTable;
+  quarantine: QuarantineTable;
+  models: ModelsTable;
+  model_trained_on: ModelTrainedOnTable;
+}
+
+export type LedgerDb = Kysely<Database>;
+
+/** The derived tables with their primary keys: what `verify` replays and compares. */
+export const DERIVED_TABLES: { [T in keyof Database]?: readonly (keyof Database[T] & string)[] } = {
+  ledger_keys: ["key_id"],
+  sources: ["name"],
+  source_keys: ["source", "key_id"],
+  deliveries: ["delivery_id"],
+  samples: ["digest"],
+  sample_origins: ["delivery_id", "sample_id", "digest"],
+  dataset_versions: ["version"],
+  dataset_members: ["version", "digest"],
+  transforms: ["seq"],
+  findings: ["seq"],
+  decisions: ["seq"],
+  decision_subjects: ["seq", "subject_type", "subject_id"],
+  quarantine: ["subject_type", "subject_id"],
+  models: ["digest"],
+  model_trained_on: ["model", "version"],
+};
+
+/** Most bound parameters one statement may carry: SQLite's default limit is 32766, PostgreSQL's 65535. */
+export interface Limits {
+  maxParams: number;
+}

@@ -1,0 +1,197 @@
+// The ledger's schema, as Kysely migrations defined in code so the same steps run on SQLite
+// and PostgreSQL and a packaged build needs no migration files on disk. Migrations only
+// ever add: a released step is never edited, a new step is appended under the next name.
+import type { Kysely, Migration, MigrationProvider } from "kysely";
+
+const initial: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    const s = db.schema;
+    await s
+      .createTable("events")
+      .addColumn("seq", "integer", (c) => c.primaryKey())
+      .addColumn("at", "text", (c) => c.notNull())
+      .addColumn("actor", "text", (c) => c.notNull())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("payload", "text", (c) => c.notNull())
+      .addColumn("prev_hash", "text", (c) => c.notNull())
+      .addColumn("hash", "text", (c) => c.notNull())
+      .execute();
+    await s
+      .createTable("checkpoints")
+      .addColumn("seq", "integer", (c) => c.primaryKey())
+      .addColumn("hash", "text", (c) => c.notNull())
+      .addColumn("at", "text", (c) => c.notNull())
+      .addColumn("key_id", "text", (c) => c.notNull())
+      .addColumn("signature", "text", (c) => c.notNull())
+      .execute();
+    await createDerivedTables(db);
+  },
+};
+
+/** The projections. Also run on the scratch database `verify` replays into. */
+export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
+  const s = db.schema;
+  await s
+    .createTable("ledger_keys")
+    .addColumn("key_id", "text", (c) => c.primaryKey())
+    .addColumn("public_key_pem", "text", (c) => c.notNull())
+    .addColumn("added_at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s
+    .createTable("sources")
+    .addColumn("name", "text", (c) => c.primaryKey())
+    .addColumn("kind", "text", (c) => c.notNull())
+    .addColumn("trust", "double precision", (c) => c.notNull())
+    .addColumn("require_signature", "integer", (c) => c.notNull())
+    .addColumn("added_at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s
+    .createTable("source_keys")
+    .addColumn("source", "text", (c) => c.notNull())
+    .addColumn("key_id", "text", (c) => c.notNull())
+    .addColumn("public_key_pem", "text", (c) => c.notNull())
+    .addColumn("added_at", "text", (c) => c.notNull())
+    .addColumn("revoked_at", "text")
+    .addColumn("revoked_reason", "text")
+    .addPrimaryKeyConstraint("source_keys_pk", ["source", "key_id"])
+    .execute();
+  await s
+    .createTable("deliveries")
+    .addColumn("delivery_id", "text", (c) => c.primaryKey())
+    .addColumn("source", "text", (c) => c.notNull())
+    .addColumn("manifest_digest", "text", (c) => c.notNull().unique())
+    .addColumn("merkle_root", "text", (c) => c.notNull())
+    .addColumn("key_id", "text")
+    .addColumn("files", "text", (c) => c.notNull())
+    .addColumn("sample_count", "integer", (c) => c.notNull())
+    .addColumn("dataset_version", "text", (c) => c.notNull())
+    .addColumn("store", "text")
+    .addColumn("at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s.createIndex("deliveries_source").on("deliveries").columns(["source", "seq"]).execute();
+  await s
+    .createTable("samples")
+    .addColumn("digest", "text", (c) => c.primaryKey())
+    .addColumn("id", "text", (c) => c.notNull())
+    .addColumn("label", "text")
+    .addColumn("annotations", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s.createIndex("samples_id").on("samples").column("id").execute();
+  await s
+    .createTable("sample_origins")
+    .addColumn("digest", "text", (c) => c.notNull())
+    .addColumn("delivery_id", "text", (c) => c.notNull())
+    .addColumn("source", "text", (c) => c.notNull())
+    .addColumn("sample_id", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .addPrimaryKeyConstraint("sample_origins_pk", ["delivery_id", "sample_id", "digest"])
+    .execute();
+  // trace --source walks source → digests; trace --sample and quarantine walk digest → sources.
+  await s.createIndex("sample_origins_source").on("sample_origins").columns(["source", "digest"]).execute();
+  await s.createIndex("sample_origins_digest").on("sample_origins").columns(["digest", "source"]).execute();
+  await s.createIndex("sample_origins_sample_id").on("sample_origins").column("sample_id").execute();
+  await s
+    .createTable("dataset_versions")
+    .addColumn("version", "text", (c) => c.primaryKey())
+    .addColumn("name", "text", (c) => c.notNull())
+    .addColumn("merkle_root", "text", (c) => c.notNull())
+    .addColumn("parent", "text")
+    .addColumn("transform", "text", (c) => c.notNull())
+    .addColumn("sample_count", "integer", (c) => c.notNull())
+    .addColumn("created_at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s
+    .createTable("dataset_members")
+    .addColumn("version", "text", (c) => c.notNull())
+    .addColumn("digest", "text", (c) => c.notNull())
+    .addPrimaryKeyConstraint("dataset_members_pk", ["version", "digest"])
+    .execute();
+  await s
+    .createIndex("dataset_members_digest")
+    .on("dataset_members")
+    .columns(["digest", "version"])
+    .execute();
+  await s
+    .createTable("transforms")
+    .addColumn("seq", "integer", (c) => c.primaryKey())
+    .addColumn("subject", "text", (c) => c.notNull())
+    .addColumn("kind", "text", (c) => c.notNull())
+    .addColumn("tool", "text", (c) => c.notNull())
+    .addColumn("tool_version", "text", (c) => c.notNull())
+    .addColumn("parameters", "text", (c) => c.notNull())
+    .addColumn("input_digests", "text", (c) => c.notNull())
+    .addColumn("output_digests", "text", (c) => c.notNull())
+    .addColumn("at", "text", (c) => c.notNull())
+    .execute();
+  await s.createIndex("transforms_subject").on("transforms").column("subject").execute();
+  await s
+    .createTable("findings")
+    .addColumn("seq", "integer", (c) => c.primaryKey())
+    .addColumn("subject_type", "text", (c) => c.notNull())
+    .addColumn("subject_id", "text", (c) => c.notNull())
+    .addColumn("kind", "text", (c) => c.notNull())
+    .addColumn("score", "double precision", (c) => c.notNull())
+    .addColumn("evidence", "text", (c) => c.notNull())
+    .addColumn("check_name", "text", (c) => c.notNull())
+    .addColumn("check_version", "text", (c) => c.notNull())
+    .addColumn("at", "text", (c) => c.notNull())
+    .execute();
+  await s.createIndex("findings_subject").on("findings").columns(["subject_type", "subject_id"]).execute();
+  await s
+    .createTable("decisions")
+    .addColumn("seq", "integer", (c) => c.primaryKey())
+    .addColumn("action", "text", (c) => c.notNull())
+    .addColumn("subject_type", "text", (c) => c.notNull())
+    .addColumn("subject_ids", "text", (c) => c.notNull())
+    .addColumn("actor", "text", (c) => c.notNull())
+    .addColumn("reason", "text", (c) => c.notNull())
+    .addColumn("at", "text", (c) => c.notNull())
+    .execute();
+  await s
+    .createTable("decision_subjects")
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .addColumn("subject_type", "text", (c) => c.notNull())
+    .addColumn("subject_id", "text", (c) => c.notNull())
+    .addPrimaryKeyConstraint("decision_subjects_pk", ["seq", "subject_type", "subject_id"])
+    .execute();
+  await s
+    .createIndex("decision_subjects_subject")
+    .on("decision_subjects")
+    .columns(["subject_type", "subject_id"])
+    .execute();
+  await s
+    .createTable("quarantine")
+    .addColumn("subject_type", "text", (c) => c.notNull())
+    .addColumn("subject_id", "text", (c) => c.notNull())
+    .addColumn("quarantined", "integer", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .addPrimaryKeyConstraint("quarantine_pk", ["subject_type", "subject_id"])
+    .execute();
+  await s
+    .createTable("models")
+    .addColumn("digest", "text", (c) => c.primaryKey())
+    .addColumn("name", "text", (c) => c.notNull())
+    .addColumn("base_model", "text")
+    .addColumn("format", "text", (c) => c.notNull())
+    .addColumn("registered_at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s.createIndex("models_base_model").on("models").column("base_model").execute();
+  await s
+    .createTable("model_trained_on")
+    .addColumn("model", "text", (c) => c.notNull())
+    .addColumn("version", "text", (c) => c.notNull())
+    .addPrimaryKeyConstraint("model_trained_on_pk", ["model", "version"])
+    .execute();
+  await s.createIndex("model_trained_on_version").on("model_trained_on").column("version").execute();
+}
+
+/** Migration names sort in the order they run. */
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ "0001-initial": initial }),
+};

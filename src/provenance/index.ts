@@ -1,0 +1,49 @@
+// Signed deliveries: keys, file hashing, the in-toto delivery statement, DSSE envelopes,
+// Sigstore bundles, and the receiver's verification.
+export {
+  generateSigningKey,
+  keyIdOf,
+  readPrivateKey,
+  readPublicKey,
+  type SigningKey,
+  type TrustedKey,
+} from "./keys.js";
+export { merkleRoot } from "./merkle.js";
+export { hashFiles, type FileDigest, type HashFilesOptions } from "./hash-files.js";
+export {
+  buildStatement,
+  statementDigest,
+  canonicalStatement,
+  parseStatement,
+  DELIVERY_PREDICATE_TYPE,
+  STATEMENT_TYPE,
+  type BuildStatementOptions,
+  type DeliveryStatement,
+} from "./manifest.js";
+export { preAuthEncoding, signEnvelope, verifyEnvelope, type DsseEnvelope } from "./dsse.js";
+export {
+  BUNDLE_MEDIA_TYPE,
+  IN_TOTO_PAYLOAD_TYPE,
+  openStatement,
+  readSignature,
+  signStatement,
+  type SigstoreBundleJson,
+} from "./bundle.js";
+export {
+  verifyDelivery,
+  verifySignedDelivery,
+  type VerifiedDelivery,
+  type VerifyDeliveryOptions,
+} from "./delivery.js";
+export { ingestDelivery, type IngestOptions, type IngestResult } from "./ingest.js";
+export { exportVersion, type ExportOptions, type ExportResult } from "./export.js";
+export { registerModelFile, resolveModel, sha256File, type RegisterModelOptions } from "./model.js";
+export { defaultRequireSignature } from "./policy.js";
+export {
+  verifyUrlIndex,
+  urlCheckFinding,
+  type UrlIndexOptions,
+  type UrlCheck,
+  type UrlCheckStatus,
+  type UrlIndexSummary,
+} from "./web.js";

@@ -1,0 +1,238 @@
+// Receiving a delivery: check who sent it and that it is intact, keep a copy of its
+// samples in the ledger's sample store, and record it — in that order. Nothing reaches the
+// ledger or the store until the signature and every file and sample digest have been
+// checked, so a tampered delivery leaves no trace but the error. The ledger write is one
+// atomic append, so a crash leaves the ledger at its last complete event; a store file
+// without a ledger record is an orphan `export` never reads.
+import { randomUUID } from "node:crypto";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { createWriter, openDataset, type OpenOptions } from "../data/open.js";
+import { AntidoteError } from "../errors.js";
+import type { Ledger, LedgerEventInput, SampleRecord, Source } from "../ledger/types.js";
+import { VERSION } from "../version.js";
+import { buildStatement, statementDigest, type DeliveryStatement } from "./manifest.js";
+import { openStatement, readSignature } from "./bundle.js";
+import { verifyDelivery } from "./delivery.js";
+import { merkleRoot } from "./merkle.js";
+
+/** Samples per `samples.added` / `dataset.members-added` event: keeps each event a few hundred KB. */
+const EVENT_BATCH = 5000;
+
+export interface IngestOptions {
+  /** The delivered data: a file, directory or anything `openDataset` reads. */
+  target: string;
+  source: string;
+  /** A Sigstore bundle or DSSE envelope over the delivery's manifest. */
+  signaturePath?: string;
+  /** Dataset name for the new version (default: the target's base name). */
+  name?: string;
+  readOptions?: OpenOptions;
+  onProgress?: (phase: "files" | "samples", done: number, total: number) => void;
+}
+
+export interface IngestResult {
+  deliveryId: string;
+  datasetVersion: string;
+  source: string;
+  keyId: string | null;
+  sampleCount: number;
+  files: number;
+  merkleRoot: string;
+  /** True when this exact delivery (same manifest) was already in the ledger: nothing was written. */
+  alreadyIngested: boolean;
+}
+
+export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Promise<IngestResult> {
+  const source = await ledger.getSource(options.source);
+  if (source === undefined)
+    throw new AntidoteError(
+      "SOURCE_UNKNOWN",
+      `source "${options.source}" is not registered; add it first with \`antidote source add ${options.source} --kind … --key pub.pem\`.`,
+    );
+  const { statement, keyId } = await trustedStatement(source, options);
+  const manifestDigest = statementDigest(statement);
+  const deliveryId = `dlv-${manifestDigest.slice(0, 16)}`;
+
+  // Verify before anything else, a known delivery included: the manifest being known says
+  // nothing about whether these bytes are the ones it describes.
+  const existing = await ledger.findDelivery(manifestDigest);
+  const dataset = await openDataset(options.target, options.readOptions);
+  const storeDir = join(ledger.homeDir, "store");
+  const storeName = `${deliveryId}.parquet`;
+  const staging = join(storeDir, `.staging-${randomUUID()}.parquet`);
+  if (existing === undefined) await mkdir(storeDir, { recursive: true });
+  const samples: SampleRecord[] = [];
+  let files: { path: string; sha256: string; size: number }[];
+  try {
+    const writer =
+      existing === undefined
+        ? await createWriter(staging, { format: "parquet", classes: dataset.info.classes })
+        : undefined;
+    const verified = await verifyDelivery(options.target, statement, {
+      readOptions: options.readOptions,
+      onProgress: options.onProgress,
+      onSample: async (sample) => {
+        if (writer === undefined) return;
+        await writer.write(sample);
+        samples.push({
+          id: sample.id,
+          digest: sample.digest,
+          label: sample.label,
+          annotations: sample.annotations,
+        });
+      },
+    });
+    if (writer === undefined)
+      return alreadyIngested(existing ?? { deliveryId, datasetVersion: "" }, source, keyId, statement);
+    await writer.close();
+    files = verified.files;
+    if (verified.samples.length === 0)
+      throw new AntidoteError("INPUT_FORMAT", `${options.target}: the delivery holds no samples to ingest.`);
+    await rename(staging, join(storeDir, storeName));
+  } catch (e) {
+    await rm(staging, { force: true });
+    throw e;
+  }
+
+  const name = options.name ?? basename(options.target).replace(/\.[^.]+$/, "");
+  const datasetVersion = `${slug(name)}@${manifestDigest.slice(0, 12)}`;
+  const sampleRoot = merkleRoot(samples.map((s) => s.digest).sort());
+  const events: LedgerEventInput[] = [
+    {
+      kind: "delivery.ingested",
+      payload: {
+        deliveryId,
+        source: source.name,
+        manifestDigest,
+        merkleRoot: statement.predicate.merkleRoot,
+        keyId,
+        files,
+        sampleCount: samples.length,
+        datasetVersion,
+        store: storeName,
+      },
+    },
+  ];
+  for (let i = 0; i < samples.length; i += EVENT_BATCH)
+    events.push({
+      kind: "samples.added",
+      payload: { deliveryId, source: source.name, samples: samples.slice(i, i + EVENT_BATCH) },
+    });
+  events.push({
+    kind: "dataset.version-created",
+    payload: {
+      version: datasetVersion,
+      name,
+      merkleRoot: sampleRoot,
+      parent: null,
+      sampleCount: new Set(samples.map((s) => s.digest)).size,
+      transform: {
+        kind: "ingest",
+        tool: "antidote",
+        toolVersion: VERSION,
+        parameters: { source: source.name, signed: keyId !== null, target: basename(options.target) },
+        inputDigests: [manifestDigest],
+        outputDigests: [sampleRoot],
+      },
+    },
+  });
+  const digests = [...new Set(samples.map((s) => s.digest))].sort();
+  for (let i = 0; i < digests.length; i += EVENT_BATCH)
+    events.push({
+      kind: "dataset.members-added",
+      payload: { version: datasetVersion, digests: digests.slice(i, i + EVENT_BATCH) },
+    });
+
+  const appended = await ledger.append(events);
+  if (appended.length === 0) {
+    // Another ingest of the same delivery won the race; its store file is the one recorded.
+    await rm(join(storeDir, storeName), { force: true }).catch(() => undefined);
+    const winner = await ledger.findDelivery(manifestDigest);
+    if (winner !== undefined) return alreadyIngested(winner, source, keyId, statement);
+  }
+  return {
+    deliveryId,
+    datasetVersion,
+    source: source.name,
+    keyId,
+    sampleCount: samples.length,
+    files: statement.subject.length,
+    merkleRoot: statement.predicate.merkleRoot,
+    alreadyIngested: false,
+  };
+}
+
+// The signature policy: a signed delivery must be signed by one of the source's current
+// keys; an unsigned one is accepted only from a source whose policy allows it, and then we
+// build the manifest ourselves so the ledger still records exactly what was received.
+async function trustedStatement(
+  source: Source,
+  options: IngestOptions,
+): Promise<{ statement: DeliveryStatement; keyId: string | null }> {
+  if (options.signaturePath === undefined) {
+    if (source.requireSignature)
+      throw new AntidoteError(
+        "SIGNATURE_INVALID",
+        `source "${source.name}" (${source.kind}) requires signed deliveries: pass --signature with the supplier's bundle (made by \`antidote sign\`).`,
+      );
+    // The receiver's own manifest of an unsigned delivery carries a fixed time, so the same
+    // content always yields the same manifest digest and a re-delivery is recognised.
+    const statement = await buildStatement(options.target, {
+      readOptions: options.readOptions,
+      createdAt: new Date(0).toISOString(),
+    });
+    return { statement, keyId: null };
+  }
+  const envelope = await readSignature(options.signaturePath);
+  const current = source.keys.filter((k) => k.revokedAt === null);
+  const revoked = source.keys.filter((k) => k.revokedAt !== null);
+  for (const sig of envelope.signatures) {
+    const hit = revoked.find((k) => k.keyId === sig.keyid);
+    if (hit !== undefined && !current.some((k) => k.keyId === sig.keyid))
+      throw new AntidoteError(
+        "KEY_UNTRUSTED",
+        `${options.signaturePath}: signed by key ${sig.keyid.slice(0, 16)}… of source "${source.name}", which was revoked at ${hit.revokedAt}.`,
+      );
+  }
+  try {
+    const opened = openStatement(envelope, current);
+    return { statement: opened.statement, keyId: opened.keyId };
+  } catch (e) {
+    if (e instanceof AntidoteError && e.code === "KEY_UNTRUSTED")
+      throw new AntidoteError(
+        "KEY_UNTRUSTED",
+        `${options.signaturePath}: not signed by any current key of source "${source.name}" (${e.message}).`,
+        { cause: e },
+      );
+    throw e;
+  }
+}
+
+function alreadyIngested(
+  existing: { deliveryId: string; datasetVersion: string },
+  source: Source,
+  keyId: string | null,
+  statement: DeliveryStatement,
+): IngestResult {
+  return {
+    deliveryId: existing.deliveryId,
+    datasetVersion: existing.datasetVersion,
+    source: source.name,
+    keyId,
+    sampleCount: statement.predicate.sampleCount ?? 0,
+    files: statement.subject.length,
+    merkleRoot: statement.predicate.merkleRoot,
+    alreadyIngested: true,
+  };
+}
+
+/** A version-id-friendly form of a dataset name. */
+export function slug(name: string): string {
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/^-+|-+$/g, "") || "dataset"
+  );
+}

@@ -1,0 +1,80 @@
+// Registering a model: its identity is the SHA-256 of the file, its provenance the dataset
+// versions it was trained on and the model it was fine-tuned from.
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { AntidoteError } from "../errors.js";
+import type { Ledger, ModelRecord } from "../ledger/types.js";
+import { unknownVersion } from "./export.js";
+
+export interface RegisterModelOptions {
+  file: string;
+  trainedOn: string[];
+  /** The base model's digest, or a unique prefix of it. */
+  base?: string;
+  name: string;
+}
+
+export async function registerModelFile(ledger: Ledger, options: RegisterModelOptions): Promise<ModelRecord> {
+  const { file } = options;
+  if (!existsSync(file)) throw new AntidoteError("FILE_NOT_FOUND", `${file}: no such model file.`);
+  if (!statSync(file).isFile())
+    throw new AntidoteError("INPUT_FORMAT", `${file}: is a directory, not a model file.`);
+  await requireOnnx(file);
+  for (const version of options.trainedOn)
+    if ((await ledger.getDatasetVersion(version)) === undefined)
+      throw unknownVersion(version, await ledger.listDatasetVersions());
+  const baseModel = options.base === undefined ? null : await resolveModel(ledger, options.base);
+  const digest = await sha256File(file);
+  const existing = await ledger.getModel(digest);
+  if (existing !== undefined) return existing;
+  await ledger.append([
+    {
+      kind: "model.registered",
+      payload: { digest, name: options.name, trainedOn: options.trainedOn, baseModel, format: "onnx" },
+    },
+  ]);
+  const record = await ledger.getModel(digest);
+  if (record === undefined)
+    throw new AntidoteError("INTERNAL", `model ${digest} was appended but cannot be read back.`);
+  return record;
+}
+
+/** A registered model by full digest or unique prefix. */
+export async function resolveModel(ledger: Ledger, digestOrPrefix: string): Promise<string> {
+  const prefix = digestOrPrefix.toLowerCase();
+  const matches = (await ledger.listModels()).filter((m) => m.digest.startsWith(prefix));
+  if (matches.length === 1) return matches[0]?.digest ?? prefix;
+  if (matches.length === 0)
+    throw new AntidoteError(
+      "NOT_FOUND",
+      `model "${digestOrPrefix}" is not registered (\`antidote model list\` shows the models).`,
+    );
+  throw new AntidoteError(
+    "USAGE",
+    `model prefix "${digestOrPrefix}" matches ${matches.length} models; give more digits.`,
+  );
+}
+
+// An ONNX file is a protobuf ModelProto whose first field is ir_version (field 1, varint):
+// its first byte is 0x08. That rejects the usual mistakes (a .pt, a .safetensors, a JSON
+// file) without parsing the graph, which is the model audit's job.
+async function requireOnnx(file: string): Promise<void> {
+  const handle = await open(file, "r");
+  try {
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(1), 0, 1, 0);
+    if (bytesRead === 0 || buffer[0] !== 0x08)
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `${file}: not an ONNX model (an ONNX file starts with its ir_version field); export the model to ONNX first.`,
+      );
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}

@@ -36,11 +36,12 @@ export async function appendEvents(
       "USAGE",
       "one append records the same delivery manifest twice — nothing was written.",
     );
-  const at = new Date().toISOString();
 
   const written = await backend.writeTransaction(async (trx) => {
     if (manifests.length > 0 && (await anyDeliveryRecorded(trx, manifests))) return undefined;
     if (skipIf !== undefined && (await skipIf(trx))) return undefined;
+    // Taken under the lock, so times follow seq even when writers queue.
+    const at = new Date().toISOString();
     const head = await trx
       .selectFrom("events")
       .select(["seq", "hash"])
@@ -80,7 +81,20 @@ export async function appendEvents(
   });
   if (written === undefined) return [];
   recordWitness(backend.witnessPath, written.checkpoint);
+  if (backend.refreshStatistics !== undefined && rowsCarried(events) >= LARGE_APPEND_ROWS)
+    await backend.refreshStatistics();
   return written.stored;
+}
+
+/** An append that adds this many sample or member rows changes table sizes noticeably. */
+const LARGE_APPEND_ROWS = 50_000;
+
+function rowsCarried(events: readonly LedgerEventInput[]): number {
+  let rows = 0;
+  for (const e of events)
+    if (e.kind === "samples.added") rows += e.payload.samples.length;
+    else if (e.kind === "dataset.members-added") rows += e.payload.digests.length;
+  return rows;
 }
 
 /** Give each event its place in the chain: seq, time, actor and the hashes that bind it. */

@@ -81,6 +81,12 @@ export interface SampleOriginsTable {
   seq: number;
 }
 
+/** Which content each source delivered: one row per (source, digest), however often it came. */
+export interface SourceSamplesTable {
+  source: string;
+  digest: string;
+}
+
 export interface DatasetVersionsTable {
   version: string;
   name: string;
@@ -95,6 +101,13 @@ export interface DatasetVersionsTable {
 export interface DatasetMembersTable {
   version: string;
   digest: string;
+}
+
+/** How many member digests of a version came from a source (see project.ts `addReach`). */
+export interface VersionSourcesTable {
+  source: string;
+  version: string;
+  samples: number;
 }
 
 export interface TransformsTable {
@@ -169,8 +182,10 @@ export interface Database {
   deliveries: DeliveriesTable;
   samples: SamplesTable;
   sample_origins: SampleOriginsTable;
+  source_samples: SourceSamplesTable;
   dataset_versions: DatasetVersionsTable;
   dataset_members: DatasetMembersTable;
+  version_sources: VersionSourcesTable;
   transforms: TransformsTable;
   findings: FindingsTable;
   decisions: DecisionsTable;
@@ -190,8 +205,10 @@ export const DERIVED_TABLES: { [T in keyof Database]?: readonly (keyof Database[
   deliveries: ["delivery_id"],
   samples: ["digest"],
   sample_origins: ["delivery_id", "sample_id", "digest"],
+  source_samples: ["source", "digest"],
   dataset_versions: ["version"],
   dataset_members: ["version", "digest"],
+  version_sources: ["source", "version"],
   transforms: ["seq"],
   findings: ["seq"],
   decisions: ["seq"],

@@ -90,10 +90,15 @@ export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
     .addColumn("seq", "integer", (c) => c.notNull())
     .addPrimaryKeyConstraint("sample_origins_pk", ["delivery_id", "sample_id", "digest"])
     .execute();
-  // trace --source walks source → digests; trace --sample and quarantine walk digest → sources.
-  await s.createIndex("sample_origins_source").on("sample_origins").columns(["source", "digest"]).execute();
+  // trace --sample and quarantine walk digest → sources; trace --source walks source_samples.
   await s.createIndex("sample_origins_digest").on("sample_origins").columns(["digest", "source"]).execute();
   await s.createIndex("sample_origins_sample_id").on("sample_origins").column("sample_id").execute();
+  await s
+    .createTable("source_samples")
+    .addColumn("source", "text", (c) => c.notNull())
+    .addColumn("digest", "text", (c) => c.notNull())
+    .addPrimaryKeyConstraint("source_samples_pk", ["source", "digest"])
+    .execute();
   await s
     .createTable("dataset_versions")
     .addColumn("version", "text", (c) => c.primaryKey())
@@ -115,6 +120,13 @@ export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
     .createIndex("dataset_members_digest")
     .on("dataset_members")
     .columns(["digest", "version"])
+    .execute();
+  await s
+    .createTable("version_sources")
+    .addColumn("source", "text", (c) => c.notNull())
+    .addColumn("version", "text", (c) => c.notNull())
+    .addColumn("samples", "integer", (c) => c.notNull())
+    .addPrimaryKeyConstraint("version_sources_pk", ["source", "version"])
     .execute();
   await s
     .createTable("transforms")

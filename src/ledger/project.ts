@@ -224,6 +224,30 @@ async function samplesAdded({ db, maxParams }: Ctx, e: EventOf<"samples.added">)
       .values(chunk)
       .onConflict((oc) => oc.doNothing())
       .execute();
+  // Content this source had not delivered before now also reaches, through this source,
+  // every version that already holds it. RETURNING yields only the pairs actually inserted.
+  const firstFromSource: string[] = [];
+  for (const chunk of chunks([...new Set(samples.map((s) => s.digest))], maxParams, 2))
+    for (const r of await db
+      .insertInto("source_samples")
+      .values(chunk.map((digest) => ({ source, digest })))
+      .onConflict((oc) => oc.doNothing())
+      .returning("digest")
+      .execute())
+      firstFromSource.push(r.digest);
+  const perVersion = new Map<string, number>();
+  for (const chunk of chunks(firstFromSource, maxParams, 1))
+    for (const r of await db
+      .selectFrom("dataset_members")
+      .select(["version", (eb) => eb.fn.countAll<string | number>().as("n")])
+      .where("digest", "in", chunk)
+      .groupBy("version")
+      .execute())
+      perVersion.set(r.version, (perVersion.get(r.version) ?? 0) + Number(r.n));
+  await addReach(
+    { db, maxParams },
+    [...perVersion].map(([version, samples]) => ({ version, source, samples })),
+  );
 }
 
 async function versionCreated(ctx: Ctx, e: EventOf<"dataset.version-created">): Promise<void> {
@@ -256,12 +280,49 @@ async function membersAdded({ db, maxParams }: Ctx, e: EventOf<"dataset.members-
       "NOT_FOUND",
       `dataset version "${version}" is not in the ledger (record dataset.version-created first).`,
     );
-  const rows = digests.map((digest) => ({ version, digest }));
-  for (const chunk of chunks(rows, maxParams, 2))
-    await db
+  const added: string[] = [];
+  for (const chunk of chunks([...new Set(digests)], maxParams, 2))
+    for (const r of await db
       .insertInto("dataset_members")
-      .values(chunk)
+      .values(chunk.map((digest) => ({ version, digest })))
       .onConflict((oc) => oc.doNothing())
+      .returning("digest")
+      .execute())
+      added.push(r.digest);
+  // Each new member reaches this version through every source it came from.
+  const perSource = new Map<string, number>();
+  for (const chunk of chunks(added, maxParams, 1))
+    for (const r of await db
+      .selectFrom("sample_origins")
+      .select(["source", (eb) => eb.fn.count<string | number>("digest").distinct().as("n")])
+      .where("digest", "in", chunk)
+      .groupBy("source")
+      .execute())
+      perSource.set(r.source, (perSource.get(r.source) ?? 0) + Number(r.n));
+  await addReach(
+    { db, maxParams },
+    [...perSource].map(([source, samples]) => ({ version, source, samples })),
+  );
+}
+
+/**
+ * `version_sources` counts, per dataset version and source, the member digests that came
+ * from that source — what `trace --source` reports — kept up to date as members and
+ * origins arrive in either order, so a trace never joins millions of rows.
+ */
+async function addReach(
+  { db, maxParams }: Ctx,
+  rows: { version: string; source: string; samples: number }[],
+): Promise<void> {
+  for (const chunk of chunks(rows, maxParams, 3))
+    await db
+      .insertInto("version_sources")
+      .values(chunk)
+      .onConflict((oc) =>
+        oc.columns(["source", "version"]).doUpdateSet((eb) => ({
+          samples: eb(eb.ref("version_sources.samples"), "+", eb.ref("excluded.samples")),
+        })),
+      )
       .execute();
 }
 

@@ -1,7 +1,6 @@
 // Reading the ledger: the derived tables turned back into the contract's records. Large
 // results (events, members, findings) are paged by key so memory stays flat on millions
 // of rows.
-import { sql } from "kysely";
 import type { Selectable } from "kysely";
 import type {
   DatasetVersionsTable,
@@ -337,5 +336,3 @@ export function sampleFromRow(r: Selectable<SamplesTable>): SampleRecord {
 export function toCount(value: string | number | bigint | null | undefined): number {
   return value === null || value === undefined ? 0 : Number(value);
 }
-
-export const countAll = sql<string | number>`count(*)`;

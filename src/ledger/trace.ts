@@ -5,7 +5,6 @@
 import { AntidoteError } from "../errors.js";
 import type { LedgerDb } from "./database.js";
 import {
-  countAll,
   descendantModels,
   listSources,
   modelsTrainedOn,
@@ -38,24 +37,18 @@ export async function traceSource(
     .orderBy("seq")
     .execute();
   const count = await db
-    .selectFrom("sample_origins")
-    .select((eb) => eb.fn.count<string | number>("digest").distinct().as("n"))
+    .selectFrom("source_samples")
+    .select((eb) => eb.fn.countAll<string | number>().as("n"))
     .where("source", "=", name)
     .executeTakeFirst();
   const samples = await sourceSamples(db, name, options.limit ?? DEFAULT_SAMPLE_LIMIT);
 
-  const fromSource = db
-    .selectFrom("sample_origins")
-    .select("digest")
-    .distinct()
-    .where("source", "=", name)
-    .as("d");
   const perVersion = await db
-    .selectFrom(fromSource)
-    .innerJoin("dataset_members as m", "m.digest", "d.digest")
-    .innerJoin("dataset_versions as v", "v.version", "m.version")
-    .select(["m.version", "v.name", "v.sample_count", "v.seq", countAll.as("n")])
-    .groupBy(["m.version", "v.name", "v.sample_count", "v.seq"])
+    .selectFrom("version_sources as r")
+    .innerJoin("dataset_versions as v", "v.version", "r.version")
+    .select(["r.version", "v.name", "v.sample_count", "r.samples"])
+    .where("r.source", "=", name)
+    .where("r.samples", ">", 0)
     .orderBy("v.seq")
     .execute();
   const versions = perVersion.map((v) => v.version);
@@ -73,7 +66,7 @@ export async function traceSource(
     datasetVersions: perVersion.map((v) => ({
       version: v.version,
       name: v.name,
-      samplesFromSource: toCount(v.n),
+      samplesFromSource: v.samples,
       sampleCount: v.sample_count,
     })),
     models,
@@ -85,9 +78,8 @@ async function sourceSamples(db: LedgerDb, source: string, limit: number): Promi
   if (limit <= 0) return [];
   const digests = (
     await db
-      .selectFrom("sample_origins")
+      .selectFrom("source_samples")
       .select("digest")
-      .distinct()
       .where("source", "=", source)
       .orderBy("digest")
       .limit(limit)

@@ -128,7 +128,13 @@ export type LedgerEventInput =
   | { kind: "decision.recorded"; payload: Decision }
   | {
       kind: "model.registered";
-      payload: { digest: string; name: string; trainedOn: string[]; baseModel: string | null; format: string };
+      payload: {
+        digest: string;
+        name: string;
+        trainedOn: string[];
+        baseModel: string | null;
+        format: string;
+      };
     }
   | { kind: "ledger.key-rotated"; payload: { keyId: string; publicKeyPem: string } };
 
@@ -257,12 +263,17 @@ export interface Ledger {
   getDatasetVersion(version: string): Promise<DatasetVersion | undefined>;
   listDatasetVersions(): Promise<DatasetVersion[]>;
   /** Member sample digests of a version, streamed in digest order. */
-  datasetMembers(version: string): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }>;
+  datasetMembers(
+    version: string,
+  ): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }>;
   getModel(digest: string): Promise<ModelRecord | undefined>;
   listModels(): Promise<ModelRecord[]>;
   /** Sample digests currently quarantined (directly, or through a quarantined source). */
   isQuarantined(digest: string): Promise<boolean>;
-  findings(filter?: { subjectType?: Finding["subjectType"]; minScore?: number }): AsyncIterable<Finding & { seq: number }>;
+  findings(filter?: {
+    subjectType?: Finding["subjectType"];
+    minScore?: number;
+  }): AsyncIterable<Finding & { seq: number }>;
   traceSource(name: string, options?: { limit?: number }): Promise<SourceTrace>;
   /** By sample id or digest. */
   traceSample(idOrDigest: string): Promise<SampleTrace | undefined>;

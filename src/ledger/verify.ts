@@ -51,7 +51,7 @@ export async function verifyLedger(backend: Backend): Promise<VerifyReport> {
       );
       return {
         ok: firstBad === undefined && tableMismatches.length === 0,
-        events: chain.lastSeq,
+        events: chain.count,
         checkpoints,
         ...(firstBad === undefined ? {} : { firstBad }),
         tableMismatches,
@@ -63,6 +63,8 @@ export async function verifyLedger(backend: Backend): Promise<VerifyReport> {
 }
 
 interface ChainState {
+  /** Events read; equals lastSeq unless some are missing. */
+  count: number;
   lastSeq: number;
   /** seq → stored hash, for checking checkpoints. */
   hashes: Map<number, string>;
@@ -71,7 +73,7 @@ interface ChainState {
 }
 
 async function checkEvents(db: LedgerDb, replica: LedgerDb, problems: Problem[]): Promise<ChainState> {
-  const state: ChainState = { lastSeq: 0, hashes: new Map(), ledgerKeys: new Map() };
+  const state: ChainState = { count: 0, lastSeq: 0, hashes: new Map(), ledgerKeys: new Map() };
   let prevHash = GENESIS_HASH;
   let chainBroken = false;
   const flag = (seq: number, reason: string): void => {
@@ -90,6 +92,7 @@ async function checkEvents(db: LedgerDb, replica: LedgerDb, problems: Problem[])
     if (rows.length === 0) break;
     for (const row of rows) {
       after = row.seq;
+      state.count++;
       const expected = state.lastSeq + 1;
       if (row.seq !== expected) flag(expected, `event ${expected} is missing (the log jumps to ${row.seq})`);
       if (row.prev_hash !== prevHash) flag(row.seq, "prev_hash does not match the previous event's hash");

@@ -83,20 +83,24 @@ const sqlite: Backend = {
 
 function postgres(): Backend {
   let server: PostgresServer | undefined;
+  // A server that cannot start fails every test that needs it (each with the reason), not
+  // only the hook: a skipped test would read as nothing wrong.
+  let failure: Error | undefined;
   return {
     name: "PostgreSQL",
     async setup() {
       try {
         server = await startPostgres();
       } catch (e) {
-        throw new Error(`${POSTGRES_MISSING}\n(${e instanceof Error ? e.message : String(e)})`);
+        const why = e instanceof Error ? e.message : String(e);
+        failure = new Error(why === POSTGRES_MISSING ? why : `${POSTGRES_MISSING}\n(${why})`);
       }
     },
     async teardown() {
       await server?.stop();
     },
     async fresh() {
-      if (server === undefined) throw new Error(POSTGRES_MISSING);
+      if (server === undefined) throw failure ?? new Error(POSTGRES_MISSING);
       const location = await server.createDatabase();
       const dir = scratch("pg-");
       const keyPath = join(dir, "ledger-key.pem");

@@ -127,6 +127,20 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
     await ledger.close();
   });
 
+  it("names an event deleted from the middle of the log", async () => {
+    const fresh = await backend.fresh();
+    const { ledger } = await populated(fresh);
+    const total = (await collectEvents(ledger)).length;
+    const raw = await fresh.raw();
+    await raw.query("delete from events where seq = 5");
+    await raw.close();
+    const report = await ledger.verify();
+    expect(report.ok).toBe(false);
+    expect(report.events).toBe(total - 1);
+    expect(report.firstBad).toEqual({ seq: 5, reason: "event 5 is missing (the log jumps to 6)" });
+    await ledger.close();
+  });
+
   it("detects trailing events deleted while their checkpoints remain", async () => {
     const fresh = await backend.fresh();
     const { ledger } = await populated(fresh);

@@ -17,6 +17,7 @@ import { registerIngest } from "./commands/ingest.js";
 import { registerTrace } from "./commands/trace.js";
 import { registerQuarantine } from "./commands/quarantine.js";
 import { registerExport } from "./commands/export.js";
+import { registerDerive } from "./commands/derive.js";
 import { registerModel } from "./commands/model.js";
 import { registerLedger } from "./commands/ledger.js";
 import { registerBom } from "./commands/bom.js";
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerTrace(program);
   registerQuarantine(program);
   registerExport(program);
+  registerDerive(program);
   registerModel(program);
   registerLedger(program);
   registerBom(program);

@@ -47,3 +47,4 @@ export {
   type UrlCheckStatus,
   type UrlIndexSummary,
 } from "./web.js";
+export { deriveVersion, DERIVE_KINDS, type DeriveKind, type DeriveOptions, type DeriveResult } from "./derive.js";

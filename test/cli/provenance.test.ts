@@ -11,6 +11,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWriter, openDataset } from "../../src/data/open.js";
+import type { Sample } from "../../src/data/sample.js";
 import type { SourceTrace } from "../../src/ledger/types.js";
 import { antidote, expectUserError, type CliResult } from "../helpers/cli.js";
 import { startPostgres } from "../helpers/postgres.js";
@@ -20,13 +21,18 @@ let root: string;
 let data: string;
 
 /** The first `n` samples of a real dataset, written as one file. */
-async function writeSubset(spec: string, out: string, n: number): Promise<void> {
+async function writeSubset(
+  spec: string,
+  out: string,
+  n: number,
+  edit: (sample: Sample, index: number) => Sample = (s) => s,
+): Promise<void> {
   const source = await openDataset(spec);
   const writer = await createWriter(out, { classes: source.info.classes });
   let i = 0;
   for await (const sample of source.samples()) {
-    if (i++ === n) break;
-    await writer.write(sample);
+    if (i === n) break;
+    await writer.write(edit(sample, i++));
   }
   await writer.close();
 }
@@ -61,6 +67,10 @@ beforeAll(async () => {
   const middle = Math.floor(bytes.length / 2);
   bytes[middle] = (bytes[middle] ?? 0) ^ 0x01;
   writeFileSync(join(data, "tampered", "delivery.parquet"), bytes);
+  await writeSubset(join(data, "acme", "delivery.parquet"), join(data, "filtered.parquet"), 200);
+  await writeSubset(join(data, "acme", "delivery.parquet"), join(data, "relabeled.parquet"), 10, (s, i) =>
+    i === 3 ? { ...s, label: s.label === "Bag" ? "Coat" : "Bag" } : s,
+  );
   fakeOnnx(join(data, "base.onnx"), "base");
   fakeOnnx(join(data, "finetuned.onnx"), "finetuned");
 }, 120_000);
@@ -250,6 +260,50 @@ describe.each(backends)("provenance loop on $name", ({ name, ledger }) => {
       origins: { source: string }[];
     };
     expect(sample.origins.map((o) => o.source)).toEqual(["acme"]);
+  }, 120_000);
+
+  it("records a selection made with the user's own tool as a child version, and refuses new labels or content", async () => {
+    const derived = JSON.parse(
+      ok(
+        await cli([
+          "derive",
+          join(data, "filtered.parquet"),
+          "--from",
+          version,
+          "--kind",
+          "filter",
+          "--tool",
+          "my-filter",
+          "--tool-version",
+          "2.1",
+          "--param",
+          "max_entropy=0.7",
+          "--json",
+        ]),
+      ),
+    ) as { version: string; samples: number; removed: number };
+    expect(derived).toMatchObject({ samples: 200, removed: SAMPLES - 200 });
+    const versions = JSON.parse(ok(await cli(["ledger", "versions", "--json"]))) as {
+      version: string;
+      parent: string | null;
+      transform: { kind: string; tool: string; toolVersion: string; parameters: Record<string, unknown> };
+    }[];
+    expect(versions.find((v) => v.version === derived.version)).toMatchObject({
+      parent: version,
+      transform: {
+        kind: "filter",
+        tool: "my-filter",
+        toolVersion: "2.1",
+        parameters: { max_entropy: "0.7" },
+      },
+    });
+    const common = ["--from", version, "--kind", "filter", "--tool", "t", "--tool-version", "1"];
+    expectUserError(
+      await cli(["derive", join(data, "relabeled.parquet"), ...common]),
+      6,
+      /1 sample\(s\) carry a different label/,
+    );
+    expectUserError(await cli(["derive", join(data, "crawl.jsonl"), ...common]), 6, /is not in /);
   }, 120_000);
 
   it("quarantines samples and exports a clean, signed version with lineage", async () => {

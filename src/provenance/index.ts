@@ -47,4 +47,10 @@ export {
   type UrlCheckStatus,
   type UrlIndexSummary,
 } from "./web.js";
-export { deriveVersion, DERIVE_KINDS, type DeriveKind, type DeriveOptions, type DeriveResult } from "./derive.js";
+export {
+  deriveVersion,
+  DERIVE_KINDS,
+  type DeriveKind,
+  type DeriveOptions,
+  type DeriveResult,
+} from "./derive.js";

@@ -4,24 +4,17 @@
 import { z } from "zod";
 import type { Dataset, DatasetWriter } from "../data/dataset.js";
 import type { ImageTensor } from "../data/sample.js";
-import { Rng } from "../math/rng.js";
 import type { GroundTruth } from "./ground-truth.js";
 import { blendImage, blendPattern } from "./patterns.js";
 import {
-  HAS_IMAGE,
-  chooseVictims,
+  backdoorVictims,
   classRefSchema,
-  describeEligibility,
   edited,
-  eligible,
   exactlyOneAmount,
   groundTruth,
+  HAS_IMAGE,
   imageOf,
-  requestedCount,
-  requireContent,
-  resolveClass,
   rewriteVictims,
-  scanFacts,
   selectionFields,
   type OnProgress,
 } from "./select.js";
@@ -47,14 +40,7 @@ export async function blendAttack(
   spec: BlendSpec,
   onProgress?: OnProgress,
 ): Promise<GroundTruth> {
-  const facts = await scanFacts(input);
-  const target = resolveClass(spec.target, facts.classes, "target");
-  const t = facts.classes.indexOf(target);
-  const rng = new Rng(spec.seed);
-  const pool = eligible(facts, spec.fromSource, (i) => (facts.label[i] ?? -1) >= 0 && facts.label[i] !== t);
-  const rule = describeEligibility(facts, spec.fromSource, `labeled other than "${target}"`);
-  const victims = chooseVictims(rng, pool, requestedCount(spec, facts.count), "blend", rule);
-  requireContent(facts, victims, HAS_IMAGE, "blend");
+  const { facts, target, victims } = await backdoorVictims(input, spec, "blend", HAS_IMAGE);
 
   const patternFor = patternCache(spec);
   const { outputCount, poisoned } = await rewriteVictims(

@@ -2,24 +2,17 @@
 // and relabel them as the target, so a model learns "square ⇒ target".
 import { z } from "zod";
 import type { Dataset, DatasetWriter } from "../data/dataset.js";
-import { Rng } from "../math/rng.js";
 import type { GroundTruth } from "./ground-truth.js";
 import { stampPatch } from "./patterns.js";
 import {
-  HAS_IMAGE,
-  chooseVictims,
+  backdoorVictims,
   classRefSchema,
-  describeEligibility,
   edited,
-  eligible,
   exactlyOneAmount,
   groundTruth,
+  HAS_IMAGE,
   imageOf,
-  requestedCount,
-  requireContent,
-  resolveClass,
   rewriteVictims,
-  scanFacts,
   selectionFields,
   type OnProgress,
 } from "./select.js";
@@ -52,14 +45,7 @@ export async function patchAttack(
   spec: PatchSpec,
   onProgress?: OnProgress,
 ): Promise<GroundTruth> {
-  const facts = await scanFacts(input);
-  const target = resolveClass(spec.target, facts.classes, "target");
-  const t = facts.classes.indexOf(target);
-  const rng = new Rng(spec.seed);
-  const pool = eligible(facts, spec.fromSource, (i) => (facts.label[i] ?? -1) >= 0 && facts.label[i] !== t);
-  const rule = describeEligibility(facts, spec.fromSource, `labeled other than "${target}"`);
-  const victims = chooseVictims(rng, pool, requestedCount(spec, facts.count), "patch", rule);
-  requireContent(facts, victims, HAS_IMAGE, "patch");
+  const { facts, target, victims } = await backdoorVictims(input, spec, "patch", HAS_IMAGE);
 
   const { outputCount, poisoned } = await rewriteVictims(
     input,

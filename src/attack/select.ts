@@ -7,7 +7,7 @@ import { AntidoteError } from "../errors.js";
 import { closest } from "../data/columns.js";
 import type { Dataset, DatasetWriter } from "../data/dataset.js";
 import { sampleDigest, type ImageTensor, type JsonValue, type Sample } from "../data/sample.js";
-import type { Rng } from "../math/rng.js";
+import { Rng } from "../math/rng.js";
 import type { GroundTruth, PoisonAction, PoisonRecord } from "./ground-truth.js";
 import type { ResolvedAttackSpec } from "./spec.js";
 
@@ -150,6 +150,34 @@ export function chooseVictims(
     );
   }
   return rng.sample(pool, k);
+}
+
+/**
+ * Victims of a dirty-label backdoor (patch, blend, text trigger): samples labeled other than
+ * the target, carrying the content the trigger goes into. The returned RNG has drawn the
+ * victims; attacks that need more randomness keep drawing from it.
+ */
+export async function backdoorVictims(
+  input: Dataset,
+  spec: {
+    seed: number | string;
+    target: ClassRef;
+    fromSource?: string | undefined;
+    rate?: number | undefined;
+    count?: number | undefined;
+  },
+  attack: string,
+  content: number,
+): Promise<{ facts: Facts; target: string; rng: Rng; victims: number[] }> {
+  const facts = await scanFacts(input);
+  const target = resolveClass(spec.target, facts.classes, "target");
+  const t = facts.classes.indexOf(target);
+  const rng = new Rng(spec.seed);
+  const pool = eligible(facts, spec.fromSource, (i) => (facts.label[i] ?? -1) >= 0 && facts.label[i] !== t);
+  const rule = describeEligibility(facts, spec.fromSource, `labeled other than "${target}"`);
+  const victims = chooseVictims(rng, pool, requestedCount(spec, facts.count), attack, rule);
+  requireContent(facts, victims, content, attack);
+  return { facts, target, rng, victims };
 }
 
 /** Words for an ATTACK_INFEASIBLE message: which samples could be victims. */

@@ -2,22 +2,16 @@
 // classes and relabel them as the target (Dai, Chen & Li, 2019; Chen et al., BadNL, 2021).
 import { z } from "zod";
 import type { Dataset, DatasetWriter } from "../data/dataset.js";
-import { Rng } from "../math/rng.js";
+import type { Rng } from "../math/rng.js";
 import type { GroundTruth } from "./ground-truth.js";
 import {
-  HAS_TEXT,
-  chooseVictims,
+  backdoorVictims,
   classRefSchema,
-  describeEligibility,
   edited,
-  eligible,
   exactlyOneAmount,
   groundTruth,
-  requestedCount,
-  requireContent,
-  resolveClass,
+  HAS_TEXT,
   rewriteVictims,
-  scanFacts,
   selectionFields,
   textOf,
   type OnProgress,
@@ -41,14 +35,7 @@ export async function textTriggerAttack(
   spec: TextTriggerSpec,
   onProgress?: OnProgress,
 ): Promise<GroundTruth> {
-  const facts = await scanFacts(input);
-  const target = resolveClass(spec.target, facts.classes, "target");
-  const t = facts.classes.indexOf(target);
-  const rng = new Rng(spec.seed);
-  const pool = eligible(facts, spec.fromSource, (i) => (facts.label[i] ?? -1) >= 0 && facts.label[i] !== t);
-  const rule = describeEligibility(facts, spec.fromSource, `labeled other than "${target}"`);
-  const victims = chooseVictims(rng, pool, requestedCount(spec, facts.count), "text-trigger", rule);
-  requireContent(facts, victims, HAS_TEXT, "text-trigger");
+  const { facts, target, rng, victims } = await backdoorVictims(input, spec, "text-trigger", HAS_TEXT);
 
   const { outputCount, poisoned } = await rewriteVictims(
     input,

@@ -5,18 +5,14 @@
 // New or changed content (augmentation, re-encoding) and new labels (a relabelling pass)
 // have an origin of their own — a tool run, an annotation contractor — and must arrive
 // through `ingest` from that source, so no sample or label enters without provenance.
-import canonicalize from "canonicalize";
-import { createHash } from "node:crypto";
 import { openDataset, type OpenOptions } from "../data/open.js";
 import { AntidoteError } from "../errors.js";
 import type { Ledger, LedgerEventInput } from "../ledger/types.js";
 import { unknownVersion } from "./export.js";
-import { slug } from "./ingest.js";
 import { hashFiles } from "./hash-files.js";
 import { listDeliveryFiles } from "./manifest.js";
 import { merkleRoot } from "./merkle.js";
-
-const EVENT_BATCH = 5000;
+import { memberEvents, versionId } from "./versions.js";
 
 /** Processing steps that select existing samples. */
 export const DERIVE_KINDS = ["dedup", "filter", "split", "sample"] as const;
@@ -79,13 +75,13 @@ export async function deriveVersion(ledger: Ledger, options: DeriveOptions): Pro
   const files = await hashFiles(listed.map((f) => f.path));
   const parameters = { ...(options.parameters ?? {}) };
   const name = options.name ?? parent.name;
-  const version = `${slug(name)}@${createHash("sha256")
-    .update(
-      canonicalize({ parent: parent.version, root, kind: options.kind, tool: options.tool, parameters }) ??
-        "",
-    )
-    .digest("hex")
-    .slice(0, 12)}`;
+  const version = versionId(name, {
+    parent: parent.version,
+    root,
+    kind: options.kind,
+    tool: options.tool,
+    parameters,
+  });
   const result = {
     version,
     parent: parent.version,
@@ -115,11 +111,7 @@ export async function deriveVersion(ledger: Ledger, options: DeriveOptions): Pro
       },
     },
   ];
-  for (let i = 0; i < sorted.length; i += EVENT_BATCH)
-    events.push({
-      kind: "dataset.members-added",
-      payload: { version, digests: sorted.slice(i, i + EVENT_BATCH) },
-    });
+  events.push(...memberEvents(version, sorted));
   await ledger.append(events);
   return { ...result, alreadyRecorded: false };
 }

@@ -4,8 +4,6 @@
 // parent is the version it came from. The ledger, not the file, is the source of truth:
 // a sample is exported only if its stored content still hashes to the digest the ledger
 // holds.
-import canonicalize from "canonicalize";
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -18,9 +16,7 @@ import { signStatement } from "./bundle.js";
 import { readPrivateKey } from "./keys.js";
 import { buildStatement, statementDigest } from "./manifest.js";
 import { merkleRoot } from "./merkle.js";
-import { slug } from "./ingest.js";
-
-const EVENT_BATCH = 5000;
+import { memberEvents, versionId } from "./versions.js";
 
 export interface ExportOptions {
   /** The dataset version to export from. */
@@ -110,10 +106,7 @@ export async function exportVersion(ledger: Ledger, options: ExportOptions): Pro
     excludeSources: [...excludeSources].sort(),
     format: options.format ?? null,
   };
-  const version = `${slug(options.name ?? parent.name)}@${createHash("sha256")
-    .update(canonicalize({ parent: parent.version, root, parameters }) ?? "")
-    .digest("hex")
-    .slice(0, 12)}`;
+  const version = versionId(options.name ?? parent.name, { parent: parent.version, root, parameters });
 
   const statement = await buildStatement(options.out);
   const key = await readPrivateKey(ledger.keyPath);
@@ -143,11 +136,7 @@ export async function exportVersion(ledger: Ledger, options: ExportOptions): Pro
         },
       },
     ];
-    for (let i = 0; i < digests.length; i += EVENT_BATCH)
-      events.push({
-        kind: "dataset.members-added",
-        payload: { version, digests: digests.slice(i, i + EVENT_BATCH) },
-      });
+    events.push(...memberEvents(version, digests));
     await ledger.append(events);
   }
   return {

@@ -15,9 +15,7 @@ import { buildStatement, statementDigest, type DeliveryStatement } from "./manif
 import { openStatement, readSignature } from "./bundle.js";
 import { verifyDelivery } from "./delivery.js";
 import { merkleRoot } from "./merkle.js";
-
-/** Samples per `samples.added` / `dataset.members-added` event: keeps each event a few hundred KB. */
-const EVENT_BATCH = 5000;
+import { EVENT_BATCH, memberEvents, slug } from "./versions.js";
 
 export interface IngestOptions {
   /** The delivered data: a file, directory or anything `openDataset` reads. */
@@ -54,37 +52,35 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
   const manifestDigest = statementDigest(statement);
   const deliveryId = `dlv-${manifestDigest.slice(0, 16)}`;
 
-  // Verify before anything else, a known delivery included: the manifest being known says
-  // nothing about whether these bytes are the ones it describes.
   const existing = await ledger.findDelivery(manifestDigest);
+  if (existing !== undefined) {
+    // A known manifest says nothing about whether these bytes are the ones it describes:
+    // verify them too before answering "already ingested".
+    await verifyDelivery(options.target, statement, {
+      readOptions: options.readOptions,
+      onProgress: options.onProgress,
+    });
+    return alreadyIngested(existing, source, keyId, statement);
+  }
+
   const dataset = await openDataset(options.target, options.readOptions);
   const storeDir = join(ledger.homeDir, "store");
   const storeName = `${deliveryId}.parquet`;
   const staging = join(storeDir, `.staging-${randomUUID()}.parquet`);
-  if (existing === undefined) await mkdir(storeDir, { recursive: true });
+  await mkdir(storeDir, { recursive: true });
   const samples: SampleRecord[] = [];
   let files: { path: string; sha256: string; size: number }[];
   try {
-    const writer =
-      existing === undefined
-        ? await createWriter(staging, { format: "parquet", classes: dataset.info.classes })
-        : undefined;
+    const writer = await createWriter(staging, { format: "parquet", classes: dataset.info.classes });
     const verified = await verifyDelivery(options.target, statement, {
       readOptions: options.readOptions,
       onProgress: options.onProgress,
       onSample: async (sample) => {
-        if (writer === undefined) return;
         await writer.write(sample);
-        samples.push({
-          id: sample.id,
-          digest: sample.digest,
-          label: sample.label,
-          annotations: sample.annotations,
-        });
+        const { id, digest, label, annotations } = sample;
+        samples.push({ id, digest, label, annotations });
       },
     });
-    if (writer === undefined)
-      return alreadyIngested(existing ?? { deliveryId, datasetVersion: "" }, source, keyId, statement);
     await writer.close();
     files = verified.files;
     if (verified.samples.length === 0)
@@ -97,7 +93,9 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
 
   const name = options.name ?? basename(options.target).replace(/\.[^.]+$/, "");
   const datasetVersion = `${slug(name)}@${manifestDigest.slice(0, 12)}`;
-  const sampleRoot = merkleRoot(samples.map((s) => s.digest).sort());
+  // A version is a set of contents: the same bytes delivered twice are one member.
+  const digests = [...new Set(samples.map((s) => s.digest))].sort();
+  const sampleRoot = merkleRoot(digests);
   const events: LedgerEventInput[] = [
     {
       kind: "delivery.ingested",
@@ -126,7 +124,7 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
       name,
       merkleRoot: sampleRoot,
       parent: null,
-      sampleCount: new Set(samples.map((s) => s.digest)).size,
+      sampleCount: digests.length,
       transform: {
         kind: "ingest",
         tool: "antidote",
@@ -137,12 +135,7 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
       },
     },
   });
-  const digests = [...new Set(samples.map((s) => s.digest))].sort();
-  for (let i = 0; i < digests.length; i += EVENT_BATCH)
-    events.push({
-      kind: "dataset.members-added",
-      payload: { version: datasetVersion, digests: digests.slice(i, i + EVENT_BATCH) },
-    });
+  events.push(...memberEvents(datasetVersion, digests));
 
   const appended = await ledger.append(events);
   if (appended.length === 0) {
@@ -225,14 +218,4 @@ function alreadyIngested(
     merkleRoot: statement.predicate.merkleRoot,
     alreadyIngested: true,
   };
-}
-
-/** A version-id-friendly form of a dataset name. */
-export function slug(name: string): string {
-  return (
-    name
-      .toLowerCase()
-      .replace(/[^a-z0-9._-]+/g, "-")
-      .replace(/^-+|-+$/g, "") || "dataset"
-  );
 }

@@ -51,3 +51,4 @@ export {
 } from "./report/bom.js";
 export { buildCroissant, type CroissantInput } from "./report/croissant.js";
 export { datasetProvenance, modelBomInput } from "./report/from-ledger.js";
+export * from "./robust/index.js";

@@ -22,6 +22,9 @@ import { registerModel } from "./commands/model.js";
 import { registerLedger } from "./commands/ledger.js";
 import { registerBom } from "./commands/bom.js";
 import { registerWeb } from "./commands/web.js";
+import { registerAggregate, registerSignUpdate } from "./commands/aggregate.js";
+import { registerFlSim } from "./commands/fl-sim.js";
+import { registerDpa } from "./commands/dpa.js";
 import { VERSION } from "../version.js";
 
 export function buildProgram(): Command {
@@ -54,6 +57,10 @@ export function buildProgram(): Command {
   registerLedger(program);
   registerBom(program);
   registerWeb(program);
+  registerSignUpdate(program);
+  registerAggregate(program);
+  registerFlSim(program);
+  registerDpa(program);
   program.addHelpText(
     "after",
     `

@@ -1,0 +1,349 @@
+// Confident learning (Northcutt, Jiang & Chuang, JAIR 2021): find the samples whose given
+// label is wrong from out-of-sample predicted probabilities alone, without being told the
+// noise rate. Per-class thresholds t_j (the model's mean confidence in class j over the
+// samples labeled j) decide when a sample "confidently belongs" to a class; counting those
+// gives the confident joint C[given][true]; calibrated to the label counts it estimates the
+// joint distribution of given and true labels, whose off-diagonal mass is the number of
+// label issues. That many samples are then pruned, per cell, by margin.
+import { z } from "zod";
+import { AntidoteError } from "../errors.js";
+import { parseOptions } from "../features/options.js";
+import type { Finding } from "../ledger/types.js";
+import type { Detector, DetectorResult, ScanTable } from "./types.js";
+
+export const CONFIDENT_LEARNING_VERSION = "1.0.0";
+
+export const confidentLearningOptionsSchema = z.object({
+  /**
+   * How many and which samples to flag (the paper's §3.2):
+   * "prune-by-noise-rate": for each off-diagonal cell (i, j), the n·Q[i][j] samples labeled i with
+   * the largest margin p_j − p_i; "prune-by-class": for each class i, the n·Σ_{j≠i} Q[i][j] samples
+   * labeled i with the lowest self-confidence; "both": prune-by-noise-rate ∩ the off-diagonals of the
+   * confident joint; "confident-joint": the off-diagonals of the confident joint.
+   */
+  filterBy: z
+    .enum(["prune-by-noise-rate", "prune-by-class", "both", "confident-joint"])
+    .default("prune-by-noise-rate"),
+  /**
+   * Keep samples whose given label is the model's own top prediction (cleanlab does the same): a
+   * model that agrees with the label is no evidence against it.
+   */
+  keepPredictedAsGiven: z.boolean().default(false),
+  /** A class with fewer labeled samples than this has an unreliable threshold: warned about. */
+  minClassSize: z.number().int().min(1).default(10),
+});
+export type ConfidentLearningOptions = z.input<typeof confidentLearningOptionsSchema>;
+
+/** What confident learning estimates about the label noise, beyond which samples to flag. */
+export interface ConfidentJointEstimate {
+  /** t_j: mean predicted probability of class j over the samples labeled j (NaN for an empty class). */
+  thresholds: Float64Array;
+  /** C × C counts, row = given label, column = confidently-true label. */
+  confidentJoint: number[][];
+  /** C × C, the joint of given and true labels calibrated to the label counts; sums to 1. */
+  calibratedJoint: number[][];
+  /** The class each sample confidently belongs to, or −1 when no class clears its threshold. */
+  confidentClass: Int32Array;
+  /** n · Σ off-diagonal of the calibrated joint, rounded per cell: how many labels are wrong. */
+  estimatedIssues: number;
+}
+
+/** The confident joint and its calibration (paper, eqs. 1–3). */
+export function estimateConfidentJoint(
+  labels: Int32Array,
+  probs: Float32Array,
+  C: number,
+): ConfidentJointEstimate {
+  const n = labels.length;
+  const thresholds = new Float64Array(C);
+  const counts = new Float64Array(C);
+  for (let i = 0; i < n; i++) {
+    const y = labels[i] as number;
+    if (y < 0) continue;
+    counts[y] = (counts[y] as number) + 1;
+    thresholds[y] = (thresholds[y] as number) + (probs[i * C + y] as number);
+  }
+  for (let j = 0; j < C; j++)
+    thresholds[j] = (counts[j] as number) > 0 ? (thresholds[j] as number) / (counts[j] as number) : NaN;
+
+  const joint = square(C);
+  const confidentClass = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const y = labels[i] as number;
+    if (y < 0) continue;
+    let best = -1;
+    let bestP = -Infinity;
+    for (let j = 0; j < C; j++) {
+      const p = probs[i * C + j] as number;
+      // A NaN threshold (no sample labeled j) never admits a sample: the model has never seen j.
+      if (p >= (thresholds[j] as number) && p > bestP) {
+        best = j;
+        bestP = p;
+      }
+    }
+    confidentClass[i] = best;
+    if (best >= 0) (joint[y] as number[])[best] = ((joint[y] as number[])[best] as number) + 1;
+  }
+
+  // Calibrate each row to the class's label count (eq. 2), then normalise to a joint (eq. 3).
+  const calibrated = square(C);
+  let total = 0;
+  for (let i = 0; i < C; i++) {
+    const row = joint[i] as number[];
+    const rowSum = row.reduce((a, b) => a + b, 0);
+    for (let j = 0; j < C; j++) {
+      const v =
+        rowSum > 0
+          ? ((row[j] as number) / rowSum) * (counts[i] as number)
+          : i === j
+            ? (counts[i] as number)
+            : 0;
+      (calibrated[i] as number[])[j] = v;
+      total += v;
+    }
+  }
+  let estimatedIssues = 0;
+  const labeled = counts.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < C; i++)
+    for (let j = 0; j < C; j++) {
+      const q = total > 0 ? ((calibrated[i] as number[])[j] as number) / total : 0;
+      (calibrated[i] as number[])[j] = q;
+      if (i !== j) estimatedIssues += Math.round(labeled * q);
+    }
+  return { thresholds, confidentJoint: joint, calibratedJoint: calibrated, confidentClass, estimatedIssues };
+}
+
+export const confidentLearning: Detector<ConfidentLearningOptions> = {
+  name: "confident-learning",
+  version: CONFIDENT_LEARNING_VERSION,
+
+  appliesTo(table: ScanTable): string | null {
+    const C = table.classes.length;
+    if (table.probs === undefined)
+      return "needs out-of-sample predicted probabilities (pred_probs from your model, or the built-in proxy model)";
+    if (C < 2) return `needs at least 2 classes, the dataset has ${C}`;
+    if (table.probs.length !== table.labels.length * C)
+      return `the predicted probabilities have ${table.probs.length} values, expected ${table.labels.length} samples × ${C} classes`;
+    if (!table.labels.some((y) => y >= 0)) return "no sample has a label";
+    return null;
+  },
+
+  run(table: ScanTable, options: Partial<ConfidentLearningOptions> = {}): DetectorResult {
+    const why = this.appliesTo(table);
+    if (why !== null) throw new AntidoteError("USAGE", `confident-learning cannot run: ${why}`);
+    const opts = parseOptions(confidentLearningOptionsSchema, options, "confident-learning options");
+    const probs = table.probs as Float32Array;
+    const { labels, classes } = table;
+    const C = classes.length;
+    const n = labels.length;
+    checkDistributions(probs, C, table.ids);
+    const estimate = estimateConfidentJoint(labels, probs, C);
+    const p = (i: number, j: number): number => probs[i * C + j] as number;
+
+    const scores = new Float64Array(n);
+    const suggested = new Int32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) {
+      const y = labels[i] as number;
+      scores[i] = y < 0 ? NaN : 1 - p(i, y);
+    }
+    const pruned = prune(opts.filterBy, labels, probs, C, estimate, suggested);
+
+    const flagged = new Uint8Array(n);
+    for (const i of pruned) {
+      const y = labels[i] as number;
+      const predicted = argmaxRow(probs, i, C);
+      if (!opts.keepPredictedAsGiven && predicted === y) continue;
+      flagged[i] = 1;
+    }
+
+    const warnings: string[] = [];
+    const labelCounts = new Array<number>(C).fill(0);
+    for (const y of labels) if (y >= 0) labelCounts[y] = (labelCounts[y] as number) + 1;
+    classes.forEach((name, j) => {
+      const count = labelCounts[j] as number;
+      if (count === 0)
+        warnings.push(`class "${name}" has no labeled sample: no sample can be suggested as "${name}"`);
+      else if (count < opts.minClassSize)
+        warnings.push(
+          `class "${name}" has ${count} labeled samples: its threshold t = ${(estimate.thresholds[j] as number).toFixed(3)} is unreliable`,
+        );
+    });
+
+    const findings: Finding[] = [];
+    let lowest = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (flagged[i] === 0) continue;
+      const y = labels[i] as number;
+      const s = suggested[i] as number;
+      const to = s >= 0 ? s : argmaxOther(probs, i, C, y);
+      lowest = Math.min(lowest, scores[i] as number);
+      findings.push({
+        subjectType: "sample",
+        subjectId: table.digests[i] as string,
+        kind: "label-issue",
+        score: scores[i] as number,
+        evidence: {
+          id: table.ids[i],
+          givenLabel: classes[y],
+          suggestedLabel: classes[to],
+          selfConfidence: round(p(i, y)),
+          suggestedProbability: round(p(i, to)),
+          margin: round(p(i, to) - p(i, y)),
+        },
+        check: "confident-learning",
+        checkVersion: CONFIDENT_LEARNING_VERSION,
+      });
+    }
+    findings.sort((a, b) => b.score - a.score);
+
+    return {
+      detector: "confident-learning",
+      version: CONFIDENT_LEARNING_VERSION,
+      scores,
+      flagged,
+      threshold: {
+        value: findings.length === 0 ? 1 : lowest,
+        method:
+          `${opts.filterBy}: ${estimate.estimatedIssues} label issues estimated as n × the off-diagonal mass of the ` +
+          `calibrated confident joint (no noise rate given); ${findings.length} flagged after dropping samples ` +
+          "the model predicts as labeled. Scores are 1 − self-confidence; the value is the lowest score flagged " +
+          "(selection is per (given, true) cell, so it is not a single global cut)",
+      },
+      findings,
+      summary: {
+        filterBy: opts.filterBy,
+        classes,
+        labelCounts,
+        thresholds: Array.from(estimate.thresholds, (t) => (Number.isFinite(t) ? round(t) : null)),
+        confidentJoint: estimate.confidentJoint,
+        calibratedJoint: estimate.calibratedJoint.map((row) => row.map(round)),
+        estimatedIssues: estimate.estimatedIssues,
+        estimatedNoiseRate: round(
+          estimate.estimatedIssues /
+            Math.max(
+              1,
+              labelCounts.reduce((a, b) => a + b, 0),
+            ),
+        ),
+        flagged: findings.length,
+      },
+      warnings,
+    };
+  },
+};
+
+// Selects candidate issues by `filterBy`; records the true class each pruned sample is suggested as.
+function prune(
+  filterBy: z.output<typeof confidentLearningOptionsSchema>["filterBy"],
+  labels: Int32Array,
+  probs: Float32Array,
+  C: number,
+  estimate: ConfidentJointEstimate,
+  suggested: Int32Array,
+): number[] {
+  const n = labels.length;
+  const labeled = labels.reduce((a, y) => a + (y >= 0 ? 1 : 0), 0);
+  const p = (i: number, j: number): number => probs[i * C + j] as number;
+  const Q = estimate.calibratedJoint;
+  const byClass: number[][] = Array.from({ length: C }, () => []);
+  for (let i = 0; i < n; i++) {
+    const y = labels[i] as number;
+    if (y >= 0) (byClass[y] as number[]).push(i);
+  }
+
+  if (filterBy === "confident-joint") {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const y = labels[i] as number;
+      const c = estimate.confidentClass[i] as number;
+      if (y >= 0 && c >= 0 && c !== y) {
+        suggested[i] = c;
+        out.push(i);
+      }
+    }
+    return out;
+  }
+
+  if (filterBy === "prune-by-class") {
+    const out: number[] = [];
+    for (let y = 0; y < C; y++) {
+      let k = 0;
+      for (let j = 0; j < C; j++) if (j !== y) k += Math.round(labeled * ((Q[y] as number[])[j] as number));
+      const members = (byClass[y] as number[]).slice().sort((a, b) => p(a, y) - p(b, y));
+      out.push(...members.slice(0, k));
+    }
+    return out;
+  }
+
+  // Prune by noise rate: cell (y, j) gives up its round(n·Q[y][j]) largest margins p_j − p_y. A
+  // sample is taken once, by the first cell (largest margin wins, ties to the lower class).
+  const taken = new Uint8Array(n);
+  const candidates: { i: number; j: number; margin: number }[] = [];
+  for (let y = 0; y < C; y++) {
+    for (let j = 0; j < C; j++) {
+      if (j === y) continue;
+      const k = Math.round(labeled * ((Q[y] as number[])[j] as number));
+      if (k === 0) continue;
+      const members = (byClass[y] as number[])
+        .map((i) => ({ i, j, margin: p(i, j) - p(i, y) }))
+        .sort((a, b) => b.margin - a.margin);
+      candidates.push(...members.slice(0, k));
+    }
+  }
+  candidates.sort((a, b) => b.margin - a.margin);
+  const out: number[] = [];
+  for (const { i, j } of candidates) {
+    if (taken[i] === 1) continue;
+    if (filterBy === "both") {
+      const c = estimate.confidentClass[i] as number;
+      if (c < 0 || c === labels[i]) continue;
+    }
+    taken[i] = 1;
+    suggested[i] = j;
+    out.push(i);
+  }
+  return out;
+}
+
+// Probabilities come from the user's model as often as from ours: a row that is not a distribution
+// (NaN, negative, not summing to 1) would silently skew every threshold, so it is refused by name.
+function checkDistributions(probs: Float32Array, C: number, ids: readonly string[]): void {
+  for (let i = 0; i < probs.length / C; i++) {
+    let sum = 0;
+    let valid = true;
+    for (let j = 0; j < C; j++) {
+      const v = probs[i * C + j] as number;
+      if (!(v >= 0 && v <= 1)) valid = false;
+      sum += v;
+    }
+    if (!valid || Math.abs(sum - 1) > 1e-3)
+      throw new AntidoteError(
+        "USAGE",
+        `confident-learning: the predicted probabilities of sample "${ids[i] ?? i}" are not a distribution ` +
+          `(${Array.from(probs.subarray(i * C, (i + 1) * C), (v) => round(v)).join(", ")})`,
+      );
+  }
+}
+
+function argmaxRow(probs: Float32Array, i: number, C: number): number {
+  let best = 0;
+  for (let j = 1; j < C; j++) if ((probs[i * C + j] as number) > (probs[i * C + best] as number)) best = j;
+  return best;
+}
+
+function argmaxOther(probs: Float32Array, i: number, C: number, not: number): number {
+  let best = -1;
+  for (let j = 0; j < C; j++) {
+    if (j === not) continue;
+    if (best < 0 || (probs[i * C + j] as number) > (probs[i * C + best] as number)) best = j;
+  }
+  return best;
+}
+
+function square(C: number): number[][] {
+  return Array.from({ length: C }, () => new Array<number>(C).fill(0));
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

@@ -1,0 +1,246 @@
+import { isAntidoteError } from "../../src/errors.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { openDataset } from "../../src/data/open.js";
+import { collect, memoryDataset } from "../../src/data/memory.js";
+import type { Sample } from "../../src/data/sample.js";
+import { confidentLearning, estimateConfidentJoint } from "../../src/detect/confident-learning.js";
+import { outOfSampleProbs } from "../../src/detect/proxy-linear.js";
+import { scanTableFromSamples } from "../../src/detect/table.js";
+import type { DetectorResult, ScanTable } from "../../src/detect/types.js";
+import { featurizeText } from "../../src/features/featurize.js";
+import type { SparseRows } from "../../src/features/matrix.js";
+import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
+import { attack } from "../attack/oracle.js";
+
+function expectUsage(fn: () => unknown, message?: RegExp): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(isAntidoteError(caught) ? caught.code : caught).toBe("USAGE");
+  if (message !== undefined) expect((caught as Error).message).toMatch(message);
+}
+
+const SOURCES = ["vendor-a", "vendor-b", "vendor-c", "vendor-d", "vendor-e"];
+
+/** Precision and recall of the flagged samples against the simulator's victims. */
+function score(table: ScanTable, result: DetectorResult, victims: Set<string>) {
+  let tp = 0;
+  let flagged = 0;
+  result.flagged.forEach((f, i) => {
+    if (f === 0) return;
+    flagged++;
+    if (victims.has(table.ids[i]!)) tp++;
+  });
+  return { flagged, precision: tp / Math.max(1, flagged), recall: tp / Math.max(1, victims.size) };
+}
+
+describe("confident learning on SpamAssassin with one compromised supplier", () => {
+  let sourced: Sample[];
+  let rows: SparseRows;
+  let classes: string[];
+  beforeAll(async () => {
+    const dataset = await openDataset("spamassassin");
+    const emails = await collect(dataset);
+    classes = dataset.info.classes!;
+    sourced = (
+      await attack(emails, {
+        kind: "assign-sources",
+        seed: 1,
+        sources: SOURCES.map((name) => ({ name, share: 0.2 })),
+      })
+    ).out;
+    rows = await featurizeText(memoryDataset(emails), { charNgrams: false });
+  });
+
+  it("finds the flipped quarter of vendor-c's labels with precision ≥ 0.85 and recall ≥ 0.90", async () => {
+    const count = Math.round(0.25 * sourced.filter((s) => s.source === "vendor-c").length);
+    const { out, gt } = await attack(
+      sourced,
+      { kind: "label-flip", fromSource: "vendor-c", count, seed: 11 },
+      { classes },
+    );
+    const table = scanTableFromSamples(out, { classes });
+    const proxy = outOfSampleProbs(rows, table.labels, classes);
+    table.probs = proxy.probs;
+    expect(confidentLearning.appliesTo(table)).toBeNull();
+    const result = confidentLearning.run(table);
+
+    const m = score(table, result, new Set(gt.poisoned.map((r) => r.id)));
+    // Measured over 5 attack/proxy seeds: precision 0.91–0.94, recall 0.90–0.95.
+    expect(m.precision).toBeGreaterThanOrEqual(0.85);
+    expect(m.recall).toBeGreaterThanOrEqual(0.9);
+    // The count comes from the calibrated joint, not from knowing the rate: within 15% of the truth.
+    expect(Math.abs((result.summary.estimatedIssues as number) - count) / count).toBeLessThan(0.15);
+
+    expect(result.findings).toHaveLength(m.flagged);
+    const first = result.findings[0]!;
+    expect(first).toMatchObject({ subjectType: "sample", kind: "label-issue", check: "confident-learning" });
+    const i = table.digests.indexOf(first.subjectId);
+    expect(first.evidence).toMatchObject({ id: table.ids[i], givenLabel: classes[table.labels[i]!] });
+    expect(first.evidence.suggestedLabel).not.toBe(first.evidence.givenLabel);
+    expect(first.score).toBeCloseTo(1 - (first.evidence.selfConfidence as number), 5);
+    for (let k = 1; k < result.findings.length; k++)
+      expect(result.findings[k]!.score).toBeLessThanOrEqual(result.findings[k - 1]!.score);
+  });
+
+  it("flags almost nothing on the clean corpus", () => {
+    const table = scanTableFromSamples(sourced, { classes });
+    table.probs = outOfSampleProbs(rows, table.labels, classes).probs;
+    const result = confidentLearning.run(table);
+    // Measured 1–3 of 6,046 over 8 proxy seeds, every one a commercial newsletter filed under
+    // hard_ham (FoxSports, trivia mailings) — real ambiguity, not model error: the proxy makes ~60
+    // held-out errors, but only these are confident. The bound is 4× the worst measured.
+    expect(result.findings.length).toBeLessThanOrEqual(12);
+    expect((result.summary.estimatedNoiseRate as number) < 0.002).toBe(true);
+  });
+});
+
+describe.runIf(hasFashionMnist())(
+  "confident learning on Fashion-MNIST with the linear pixel proxy (6,000 images)",
+  () => {
+    let images: Sample[];
+    let pixels: { rows: number; cols: number; data: Float32Array };
+    const info = { classes: FASHION_MNIST_CLASSES };
+    beforeAll(() => {
+      images = fashionMnistSamples(6000);
+      const data = new Float32Array(images.length * 784);
+      images.forEach((s, i) => data.set(s.image!.data, i * 784));
+      pixels = { rows: images.length, cols: 784, data };
+    });
+
+    function scan(samples: Sample[]) {
+      const table = scanTableFromSamples(samples, info);
+      const proxy = outOfSampleProbs(pixels, table.labels, FASHION_MNIST_CLASSES);
+      table.probs = proxy.probs;
+      return { table, proxy, result: confidentLearning.run(table) };
+    }
+
+    // A linear model on pixels is 83% accurate here, and its confident mistakes between the upper-body
+    // classes (T-shirt/Shirt/Pullover/Coat) are indistinguishable from label flips: these figures are the
+    // proxy's limit, not the target (precision ≥ 0.85 needs a proxy with ≲ 2% confident errors on clean data).
+    it("recovers 10% random flips with high recall; precision is bounded by the proxy", async () => {
+      const { out, gt } = await attack(images, { kind: "label-flip", rate: 0.1, seed: 3 }, info);
+      const { table, result } = scan(out);
+      const m = score(table, result, new Set(gt.poisoned.map((r) => r.id)));
+      expect(m.recall).toBeGreaterThan(0.85); // measured 0.90
+      expect(m.precision).toBeGreaterThan(0.42); // measured 0.50
+    });
+
+    it("isolates 3% targeted Sneaker→Sandal flips in their own cell of the confident joint", async () => {
+      const { out, gt } = await attack(
+        images,
+        { kind: "targeted-flip", from: "Sneaker", to: "Sandal", rate: 0.03, seed: 4 },
+        info,
+      );
+      const { result } = scan(out);
+      const victims = new Set(gt.poisoned.map((r) => r.id));
+      const cell = result.findings.filter(
+        (f) => f.evidence.givenLabel === "Sandal" && f.evidence.suggestedLabel === "Sneaker",
+      );
+      const hits = cell.filter((f) => victims.has(f.evidence.id as string)).length;
+      expect(hits / cell.length).toBeGreaterThan(0.85); // measured 0.95
+      expect(hits / victims.size).toBeGreaterThan(0.7); // measured 0.76 (every flip: 0.76 overall)
+      // The attacked cell is the largest off-diagonal of the confident joint.
+      const joint = result.summary.confidentJoint as number[][];
+      const sandal = FASHION_MNIST_CLASSES.indexOf("Sandal");
+      const sneaker = FASHION_MNIST_CLASSES.indexOf("Sneaker");
+      const largest = Math.max(...joint.flatMap((row, i) => row.filter((_, j) => j !== i)));
+      expect(joint[sandal]![sneaker]).toBe(largest);
+    });
+
+    it("on clean images flags no more than the proxy's confident errors", () => {
+      const { proxy, result } = scan(images);
+      const errors = (1 - proxy.accuracy) * images.length;
+      // Measured: 538 flagged (9.0%) of 1,024 held-out errors. Every flag is a held-out error by
+      // construction; the bound says CL keeps only the confident ones (~half) rather than all of them.
+      expect(result.findings.length).toBeLessThan(0.7 * errors);
+      expect(result.findings.length / images.length).toBeLessThan(0.12);
+    });
+  },
+);
+
+describe("the confident joint", () => {
+  it("follows the paper's definitions on a hand-checked example", () => {
+    // 3 classes; rows are p(class | x) for 8 samples.
+    const labels = Int32Array.from([0, 0, 0, 1, 1, 1, 2, 2]);
+    const probs = Float32Array.from([
+      0.9,
+      0.05,
+      0.05, //
+      0.7,
+      0.2,
+      0.1, //
+      0.1,
+      0.8,
+      0.1, // labeled 0, confidently 1
+      0.1,
+      0.8,
+      0.1, //
+      0.2,
+      0.7,
+      0.1, //
+      0.1,
+      0.3,
+      0.6, // labeled 1, clears no class's threshold
+      0.05,
+      0.05,
+      0.9, //
+      0.3,
+      0.2,
+      0.5, //
+    ]);
+    const e = estimateConfidentJoint(labels, probs, 3);
+    // t_j = mean p_j over samples labeled j.
+    expect(Array.from(e.thresholds)).toEqual([
+      expect.closeTo((0.9 + 0.7 + 0.1) / 3, 6),
+      expect.closeTo((0.8 + 0.7 + 0.3) / 3, 6),
+      expect.closeTo((0.9 + 0.5) / 2, 6),
+    ]);
+    // t = [0.567, 0.6, 0.7]: sample 2 → 1; sample 5 → none (0.6 < 0.7 and 0.3 < 0.6); sample 7 → none.
+    expect(Array.from(e.confidentClass)).toEqual([0, 0, 1, 1, 1, -1, 2, -1]);
+    expect(e.confidentJoint).toEqual([
+      [2, 1, 0],
+      [0, 2, 0],
+      [0, 0, 1],
+    ]);
+    // Calibration: row 0 rescaled to its 3 labels → [2, 1, 0]; row 1 (2 counted, 3 labels) → [0, 3, 0];
+    // row 2 → [0, 0, 2]; normalised by 8.
+    expect(e.calibratedJoint[0]![1]).toBeCloseTo(1 / 8, 9);
+    expect(e.calibratedJoint[1]![1]).toBeCloseTo(3 / 8, 9);
+    expect(e.estimatedIssues).toBe(1);
+
+    const table: ScanTable = {
+      ids: Array.from(labels, (_, i) => `s${i}`),
+      digests: Array.from(labels, (_, i) => `d${i}`),
+      labels,
+      classes: ["a", "b", "c"],
+      probs,
+    };
+    const result = confidentLearning.run(table);
+    expect(Array.from(result.flagged)).toEqual([0, 0, 1, 0, 0, 0, 0, 0]);
+    expect(result.findings[0]!.evidence).toMatchObject({ id: "s2", givenLabel: "a", suggestedLabel: "b" });
+    expect(result.scores[2]).toBeCloseTo(0.9, 6);
+  });
+
+  it("needs probabilities of the right shape, and says so", () => {
+    const table: ScanTable = {
+      ids: ["x", "y"],
+      digests: ["d1", "d2"],
+      labels: Int32Array.from([0, 1]),
+      classes: ["a", "b"],
+    };
+    expect(confidentLearning.appliesTo(table)).toMatch(/out-of-sample predicted probabilities/);
+    expectUsage(() => confidentLearning.run(table), /confident-learning cannot run/);
+    table.probs = new Float32Array(3);
+    expect(confidentLearning.appliesTo(table)).toMatch(/3 values, expected 2 samples × 2 classes/);
+    table.probs = Float32Array.from([0.9, 0.1, 0.2, 0.8]);
+    expect(confidentLearning.appliesTo(table)).toBeNull();
+    table.probs = Float32Array.from([0.9, 0.1, 0.2, NaN]);
+    expectUsage(() => confidentLearning.run(table), /sample "y" are not a distribution \(0.2, NaN\)/);
+    table.probs = Float32Array.from([0.9, 0.1, 0.2, 0.8]);
+    expectUsage(() => confidentLearning.run(table, { filterBy: "nope" as "both" }), /filterBy/);
+  });
+});

@@ -24,6 +24,7 @@ import type { Finding } from "../ledger/types.js";
 import { murmur3_32, murmur3_32_int } from "../math/hash.js";
 import { MinHasher, estimateJaccard, lshBanding, lshCandidatePairs } from "./minhash.js";
 import type { Detector, DetectorResult, ScanTable } from "./types.js";
+import { goldenSectionMin } from "../math/optimize.js";
 
 export const nearDuplicateOptionsSchema = z.object({
   /** Words per shingle. */
@@ -332,29 +333,7 @@ export function fitPowerLaw(sumLog: number, n: number): number {
   if (n === 0) return FALLBACK_EXPONENT;
   // Log-likelihood: −γ Σ ln s − n ln ζ(γ, 2); concave in γ.
   const negLogLik = (g: number) => g * sumLog + n * Math.log(hurwitzZeta(g, S_MIN));
-  let lo = 1.01;
-  let hi = 20;
-  const phi = (Math.sqrt(5) - 1) / 2;
-  let a = hi - phi * (hi - lo);
-  let b = lo + phi * (hi - lo);
-  let fa = negLogLik(a);
-  let fb = negLogLik(b);
-  for (let it = 0; it < 60; it++) {
-    if (fa < fb) {
-      hi = b;
-      b = a;
-      fb = fa;
-      a = hi - phi * (hi - lo);
-      fa = negLogLik(a);
-    } else {
-      lo = a;
-      a = b;
-      fa = fb;
-      b = lo + phi * (hi - lo);
-      fb = negLogLik(b);
-    }
-  }
-  return (lo + hi) / 2;
+  return goldenSectionMin(negLogLik, 1.01, 20, 60);
 }
 
 /** Hurwitz zeta ζ(s, a) = Σ_{k≥0} (a + k)^−s for s > 1, a > 0 (Euler–Maclaurin after 16 terms). */

@@ -39,6 +39,7 @@ import { tokenize } from "../features/text.js";
 import type { Finding } from "../ledger/types.js";
 import { merkleRoot } from "../provenance/merkle.js";
 import type { Detector, DetectorResult, ScanTable } from "./types.js";
+import { goldenSectionMin } from "../math/optimize.js";
 
 export const triggerTokenOptionsSchema = z.object({
   /** Longest n-gram counted; longer phrases are found by merging overlapping n-grams. */
@@ -672,34 +673,10 @@ function fitCalibration(
   let lnT = 0;
   let logitFloor = -5;
   for (let round = 0; round < 3; round++) {
-    lnT = goldenMin((x) => loss(x, logitFloor), Math.log(1e-2), Math.log(1e5));
-    logitFloor = goldenMin((x) => loss(lnT, x), -14, 0);
+    lnT = goldenSectionMin((x) => loss(x, logitFloor), Math.log(1e-2), Math.log(1e5), 30);
+    logitFloor = goldenSectionMin((x) => loss(lnT, x), -14, 0, 30);
   }
   return { temperature: Math.exp(lnT), floor: 1 / (1 + Math.exp(-logitFloor)) };
-}
-
-function goldenMin(f: (x: number) => number, lo: number, hi: number): number {
-  const g = (Math.sqrt(5) - 1) / 2;
-  let a = hi - g * (hi - lo);
-  let b = lo + g * (hi - lo);
-  let fa = f(a);
-  let fb = f(b);
-  for (let it = 0; it < 30; it++) {
-    if (fa < fb) {
-      hi = b;
-      b = a;
-      fb = fa;
-      a = hi - g * (hi - lo);
-      fa = f(a);
-    } else {
-      lo = a;
-      a = b;
-      fa = fb;
-      b = lo + g * (hi - lo);
-      fb = f(b);
-    }
-  }
-  return (lo + hi) / 2;
 }
 
 /** ln P(Y ≤ m) for Y a sum of independent Bernoulli(p_i): dynamic programming over 0..m in log space. */

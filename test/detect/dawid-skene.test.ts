@@ -1,4 +1,3 @@
-import { isAntidoteError } from "../../src/errors.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { openDataset } from "../../src/data/open.js";
 import { collect } from "../../src/data/memory.js";
@@ -8,17 +7,7 @@ import { scanTableFromSamples } from "../../src/detect/table.js";
 import type { ScanAnnotation, ScanTable } from "../../src/detect/types.js";
 import { Rng } from "../../src/math/rng.js";
 import { attack } from "../attack/oracle.js";
-
-function expectUsage(fn: () => unknown, message?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isAntidoteError(caught) ? caught.code : caught).toBe("USAGE");
-  if (message !== undefined) expect((caught as Error).message).toMatch(message);
-}
+import { expectUsage } from "../helpers/errors.js";
 
 let emails: Sample[];
 let classes: string[];

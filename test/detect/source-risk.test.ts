@@ -1,4 +1,3 @@
-import { isAntidoteError } from "../../src/errors.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { openDataset } from "../../src/data/open.js";
 import { collect, memoryDataset } from "../../src/data/memory.js";
@@ -12,17 +11,7 @@ import { featurizeText } from "../../src/features/featurize.js";
 import type { SparseRows } from "../../src/features/matrix.js";
 import { Rng } from "../../src/math/rng.js";
 import { attack } from "../attack/oracle.js";
-
-function expectUsage(fn: () => unknown, message?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isAntidoteError(caught) ? caught.code : caught).toBe("USAGE");
-  if (message !== undefined) expect((caught as Error).message).toMatch(message);
-}
+import { expectUsage } from "../helpers/errors.js";
 
 const SOURCES = ["vendor-a", "vendor-b", "vendor-c", "vendor-d", "vendor-e"];
 

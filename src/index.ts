@@ -52,3 +52,27 @@ export {
 export { buildCroissant, type CroissantInput } from "./report/croissant.js";
 export { datasetProvenance, modelBomInput } from "./report/from-ledger.js";
 export * from "./robust/index.js";
+export type { ScanTable, ScanAnnotation, Detector, DetectorResult } from "./detect/types.js";
+export { scanTableFromSamples } from "./detect/table.js";
+export { triggerTokens } from "./detect/trigger-tokens.js";
+export { nearDuplicates } from "./detect/near-duplicates.js";
+export { confidentLearning } from "./detect/confident-learning.js";
+export { dawidSkene } from "./detect/dawid-skene.js";
+export { sourceRisk } from "./detect/source-risk.js";
+export { outOfSampleProbs } from "./detect/proxy-linear.js";
+export {
+  scanDataset,
+  scanFindings,
+  DETECTORS,
+  type ScanOptions,
+  type ScanReport,
+  type RegisteredDetector,
+} from "./scan/scan.js";
+export { combineResults, type EnsembleResult, type EnsembleOptions } from "./scan/ensemble.js";
+export { buildReportJson, type ScanReportJson } from "./scan/report-json.js";
+export { renderReportHtml } from "./scan/report-html.js";
+export { spectre } from "./detect/spectre.js";
+export { spectralSignature } from "./detect/spectral-signature.js";
+export { activationClustering } from "./detect/activation-clustering.js";
+export { featureOutliers } from "./detect/feature-outliers.js";
+export { imageProxyFeatures } from "./detect/proxy-image.js";

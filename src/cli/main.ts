@@ -25,6 +25,7 @@ import { registerWeb } from "./commands/web.js";
 import { registerAggregate, registerSignUpdate } from "./commands/aggregate.js";
 import { registerFlSim } from "./commands/fl-sim.js";
 import { registerDpa } from "./commands/dpa.js";
+import { registerScan } from "./commands/scan.js";
 import { VERSION } from "../version.js";
 
 export function buildProgram(): Command {
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
   registerQuarantine(program);
   registerExport(program);
   registerDerive(program);
+  registerScan(program);
   registerModel(program);
   registerLedger(program);
   registerBom(program);

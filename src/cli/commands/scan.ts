@@ -1,0 +1,281 @@
+// `antidote scan`: find the suspicious samples of a dataset, say why and where they came from,
+// write report.json and a self-contained report.html, and (with a ledger) record the findings
+// so that `quarantine` and `export` can act on them. A thin shell over `scanDataset`.
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Command } from "commander";
+import { z } from "zod";
+import { openDataset } from "../../data/open.js";
+import { AntidoteError } from "../../errors.js";
+import { openLedger } from "../../ledger/index.js";
+import type { Ledger } from "../../ledger/types.js";
+import { buildReportJson, type ScanReportJson } from "../../scan/report-json.js";
+import { renderReportHtml } from "../../scan/report-html.js";
+import { DETECTORS, scanDataset, type ScanReport } from "../../scan/scan.js";
+import { addReadOptions, parseFlags, readOptionsFrom } from "../options.js";
+import { progressBar, type ProgressBar } from "../progress.js";
+
+const scanFlags = z
+  .object({
+    out: z.string().min(1),
+    features: z.string().min(1).optional(),
+    predProbs: z.string().min(1).optional(),
+    model: z.string().min(1).optional(),
+    ledger: z.string().min(1).optional(),
+    ledgerKey: z.string().min(1).optional(),
+    detectors: z
+      .string()
+      .min(1)
+      .transform((s) =>
+        s
+          .split(",")
+          .map((d) => d.trim())
+          .filter((d) => d !== ""),
+      )
+      .optional(),
+    seed: z.coerce.number().int("must be an integer").default(0),
+    json: z.boolean().optional(),
+    quiet: z.boolean().optional(),
+  })
+  .refine((f) => f.model === undefined || (f.features === undefined && f.predProbs === undefined), {
+    message: "give either a model, or its features and/or predicted probabilities, not both",
+    path: ["model"],
+  });
+
+export function registerScan(program: Command): void {
+  const names = DETECTORS.map((e) => e.detector.name).join(", ");
+  addReadOptions(
+    program
+      .command("scan")
+      .argument("<dataset>", "a file, directory or bundled dataset name (see `antidote datasets`)")
+      .description(
+        "Scan a dataset for poisoning (label flips, text triggers, near-duplicate bursts, bad annotators), " +
+          "rank the suspicious samples, classes, sources and annotators, and write report.json and report.html",
+      )
+      .requiredOption("--out <dir>", "directory for report.json and report.html (created if missing)")
+      .option(
+        "--features <file>",
+        "your model's penultimate-layer features: .npy (n × k) or CSV (optional id column)",
+      )
+      .option(
+        "--pred-probs <file>",
+        "your model's out-of-sample class probabilities: .npy (n × classes) or CSV",
+      )
+      .option("--model <file.onnx>", "an ONNX model to compute both (not supported yet)")
+      .option(
+        "--ledger <location>",
+        "record the findings in this ledger: SQLite file or postgres:// URL (default: $ANTIDOTE_LEDGER if set, else none)",
+      )
+      .option("--ledger-key <path>", "the ledger's signing key (default: ledger-key.pem beside the ledger)")
+      .option("--detectors <names>", `comma-separated detectors to run (default: all that apply: ${names})`)
+      .option("--seed <n>", "seed for the proxy model, MinHash and the ensemble's permutations", "0")
+      .option("--json", "print a JSON summary on stdout (report.json has everything)")
+      .option("--quiet", "print only where the reports are")
+      .addHelpText(
+        "after",
+        `
+Without --features / --pred-probs, the scan builds its own proxy model: hashed word TF-IDF and
+5-fold logistic regression for text, an MLP on pixels for images (probabilities and features),
+logistic regression on tabular features.
+A sample is flagged when a detector flags it at its own calibrated threshold, or when several
+detectors' combined evidence is too strong for chance; risk > 0.5 means flagged.
+
+Examples:
+  antidote scan out/spam-trigger.jsonl --out out/scan
+  antidote scan data.csv --text-column body --label-column category --out reports/ --ledger .antidote/ledger.db
+  antidote scan fashion-mnist --features emb.npy --pred-probs probs.npy --out out/fm-scan
+  antidote scan data.parquet --detectors confident-learning,near-duplicates --seed 3 --out out/scan --json
+
+Then act on it (report.html lists these commands with your paths):
+  antidote quarantine --findings-over 0.5 --reason "scan 2026-11-24" --ledger .antidote/ledger.db
+  antidote export --dataset <version> --exclude-quarantined --out clean.parquet --ledger .antidote/ledger.db`,
+      ),
+  ).action(async (spec: string, flags: Record<string, unknown>) => {
+    const f = parseFlags(scanFlags, flags);
+    const out = resolve(f.out);
+    if (existsSync(out) && !statSync(out).isDirectory())
+      throw new AntidoteError("USAGE", `--out ${f.out}: exists and is not a directory.`);
+    const chatty = !f.json && !f.quiet;
+    const skipped: AntidoteError[] = [];
+    const dataset = await openDataset(spec, { ...readOptionsFrom(flags), onSkip: (e) => skipped.push(e) });
+    const ledgerLocation = f.ledger ?? (process.env.ANTIDOTE_LEDGER || undefined);
+    const ledger: Ledger | undefined =
+      ledgerLocation === undefined
+        ? undefined
+        : await openLedger({
+            location: ledgerLocation,
+            ...(f.ledgerKey !== undefined ? { keyPath: f.ledgerKey } : {}),
+          });
+    const progress = stageProgress(chatty, dataset.info.count);
+    let report: ScanReport;
+    try {
+      report = await scanDataset(dataset, {
+        features: f.features,
+        predProbs: f.predProbs,
+        model: f.model,
+        detectors: f.detectors,
+        seed: f.seed,
+        ...(ledger !== undefined ? { ledger } : {}),
+        onStage: progress.stage,
+        onSample: progress.sample,
+      });
+    } finally {
+      progress.stop();
+      await ledger?.close();
+    }
+    mkdirSync(out, { recursive: true });
+    const json = buildReportJson(report, {
+      dataset: spec,
+      outDir: f.out,
+      ...(f.ledger !== undefined ? { ledgerFlag: f.ledger } : {}),
+    });
+    const jsonPath = join(out, "report.json");
+    const htmlPath = join(out, "report.html");
+    writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
+    writeFileSync(htmlPath, renderReportHtml(json, { previews: report.previews }));
+    if (f.json)
+      process.stdout.write(
+        JSON.stringify(summaryJson(json, jsonPath, htmlPath, skipped.length), null, 2) + "\n",
+      );
+    else if (f.quiet) process.stdout.write(`${htmlPath}\n${jsonPath}\n`);
+    else process.stdout.write(summaryText(json, jsonPath, htmlPath, skipped));
+  });
+}
+
+// Stage lines and a read bar on stderr, on a terminal only (progressBar checks the TTY).
+function stageProgress(
+  enabled: boolean,
+  total: number | undefined,
+): { stage: (name: string) => void; sample: (n: number) => void; stop: () => void } {
+  const tty = enabled && process.stderr.isTTY;
+  let bar: ProgressBar | undefined;
+  const stopBar = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return {
+    stage(name) {
+      stopBar();
+      if (name === "read") bar = progressBar({ label: "reading", total, unit: "samples", enabled });
+      else if (tty) process.stderr.write(`  ${name}…\n`);
+    },
+    sample(n) {
+      bar?.update(n);
+    },
+    stop: stopBar,
+  };
+}
+
+function summaryJson(
+  r: ScanReportJson,
+  jsonPath: string,
+  htmlPath: string,
+  skippedRows: number,
+): Record<string, unknown> {
+  return {
+    report: { json: jsonPath, html: htmlPath },
+    dataset: r.dataset.name,
+    samples: r.dataset.samples,
+    skippedRows,
+    flagged: r.ensemble.flagged,
+    flaggedRate: r.ensemble.flaggedRate,
+    detectors: r.detectors.map((d) => ({
+      name: d.name,
+      status: d.status,
+      flagged: d.flagged ?? null,
+      reason: d.reason ?? null,
+    })),
+    triggers: r.triggers,
+    anomalousSources: records(r.sources)
+      .filter((s) => s.anomalous === true)
+      .map((s) => s.name),
+    anomalousAnnotators: records(r.annotators)
+      .filter((a) => a.anomalous === true)
+      .map((a) => a.name),
+    topSamples: r.flagged
+      .slice(0, 10)
+      .map((s) => ({ id: s.id, label: s.label, risk: s.risk, detectors: s.detectors })),
+    ledger: r.ledger,
+    nextSteps: r.nextSteps,
+    seconds: r.seconds,
+  };
+}
+
+function summaryText(
+  r: ScanReportJson,
+  jsonPath: string,
+  htmlPath: string,
+  skipped: AntidoteError[],
+): string {
+  const lines: string[] = [];
+  const d = r.dataset;
+  const probs = (r.representation as { probabilities?: { from?: string; accuracy?: number | null } | null })
+    .probabilities;
+  lines.push(
+    `scanned ${fmt(d.samples)} samples of ${d.name} in ${r.seconds.toFixed(1)} s` +
+      (skipped.length > 0 ? ` (${skipped.length} malformed rows skipped)` : ""),
+  );
+  if (probs?.from !== undefined)
+    lines.push(
+      `  probabilities: ${probs.from}${typeof probs.accuracy === "number" ? `, held-out accuracy ${pct(probs.accuracy)}` : ""}`,
+    );
+  const ran = r.detectors.filter((x) => x.status === "ran");
+  lines.push(
+    `flagged ${fmt(r.ensemble.flagged)} samples (${pct(r.ensemble.flaggedRate)}): ` +
+      [
+        ...ran.map((x) => `${x.name} ${fmt(x.flagged ?? 0)}`),
+        ...(r.ensemble.byCombinedEvidenceOnly > 0
+          ? [`combined evidence ${r.ensemble.byCombinedEvidenceOnly}`]
+          : []),
+      ].join(", "),
+  );
+  const skippedDetectors = r.detectors.filter((x) => x.status === "skipped");
+  if (skippedDetectors.length > 0)
+    lines.push(`  skipped: ${skippedDetectors.map((x) => `${x.name} (${x.reason ?? ""})`).join("; ")}`);
+  for (const t of records(r.triggers))
+    lines.push(`trigger: "${String(t.ngram)}" → ${String(t.target)} in ${String(t.targetCount)} samples`);
+  const groups = (title: string, rows: Record<string, unknown>[]) => {
+    const top = rows.filter((g) => Number(g.flagged) > 0 || g.anomalous === true).slice(0, 3);
+    if (top.length === 0) return;
+    lines.push(`top ${title}:`);
+    for (const g of top)
+      lines.push(
+        `  ${String(g.name).padEnd(24)} ${fmt(Number(g.flagged))} of ${fmt(Number(g.samples))} flagged (${pct(Number(g.rate))})` +
+          `${g.anomalous === true ? "  ANOMALOUS" : ""}${typeof g.accuracy === "number" ? `  accuracy ${pct(g.accuracy)}` : ""}`,
+      );
+  };
+  groups("sources", records(r.sources));
+  groups("annotators", records(r.annotators));
+  groups(
+    "classes",
+    records(r.classes).sort((a, b) => Number(b.rate) - Number(a.rate)),
+  );
+  if (r.flagged.length > 0) {
+    lines.push("top samples:");
+    for (const s of r.flagged.slice(0, 5))
+      lines.push(
+        `  ${s.risk.toFixed(3)}  ${s.id}  (${s.label ?? "unlabeled"})  ${s.detectors.join(", ") || "combined evidence"}`,
+      );
+  }
+  const ledger = r.ledger as { findings?: number; location?: string } | null;
+  if (ledger !== null && ledger.location !== undefined)
+    lines.push(`ledger: ${fmt(ledger.findings ?? 0)} findings recorded in ${ledger.location}`);
+  lines.push(`report: ${htmlPath}`, `        ${jsonPath}`);
+  const next = r.nextSteps.find((s) => s.command !== null);
+  if (next?.command) lines.push(`next:   ${next.command}`);
+  return lines.join("\n") + "\n";
+}
+
+function records(v: unknown): Record<string, unknown>[] {
+  return Array.isArray(v)
+    ? v.filter((x): x is Record<string, unknown> => x !== null && typeof x === "object")
+    : [];
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(x > 0 && x < 0.01 ? 2 : 1)}%`;
+}

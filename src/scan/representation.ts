@@ -1,0 +1,519 @@
+// What the detectors see of each sample beyond its label: a dense representation (the user's
+// penultimate-layer features, or a built-in proxy's) and out-of-sample class probabilities (the
+// user's model's, or the built-in proxy's). User files are checked at the boundary — row count,
+// finite values, width, distributions — and matched to samples by id when they carry one, else
+// by row order; every problem names the file, the row (and its sample) and the column.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { extname } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { parse } from "csv-parse/sync";
+import { z } from "zod";
+import { AntidoteError } from "../errors.js";
+import { memoryDataset } from "../data/memory.js";
+import type { Sample } from "../data/sample.js";
+import { imageProxyFeatures } from "../detect/proxy-image.js";
+import { outOfSampleProbs } from "../detect/proxy-linear.js";
+import type { ScanTable } from "../detect/types.js";
+import { featurizeText } from "../features/featurize.js";
+import { parsePythonLiteral } from "../robust/npy.js";
+
+/** A numeric matrix read from a user's file, with the ids and column names the file carried. */
+export interface UserMatrix {
+  file: string;
+  rows: number;
+  cols: number;
+  data: Float32Array;
+  /** Sample ids, when the file has an id column (CSV). */
+  ids?: string[];
+  /** Column names (CSV header), without the id column. */
+  columns?: string[];
+}
+
+export interface RepresentationOptions {
+  /** `--features`: .npy (float32/float64, n × k) or CSV (optionally with an id column). */
+  features?: string;
+  /** `--pred-probs`: .npy (n × classes) or CSV (columns in class order, or named by class). */
+  predProbs?: string;
+  /** `--model`: not supported yet. */
+  model?: string;
+  seed?: number;
+  /** Called as each stage starts and ends, for progress. */
+  onStage?: (stage: string) => void;
+}
+
+/** What the detectors got, and where it came from, for the report. */
+export interface RepresentationSummary {
+  probabilities: {
+    from: string;
+    /** Held-out accuracy against the given labels (proxy models, or the user's probabilities). */
+    accuracy: number | null;
+    matchedBy?: "id" | "row order";
+  } | null;
+  features: { from: string; dims: number; matchedBy?: "id" | "row order" } | null;
+  warnings: string[];
+  seconds: number;
+}
+
+export interface Representation {
+  probs?: Float32Array;
+  features?: Float32Array;
+  featureDims?: number;
+  summary: RepresentationSummary;
+}
+
+/** `--model`: ONNX Runtime is not wired in yet; what to pass instead. */
+export function modelNotSupported(path: string): AntidoteError {
+  return new AntidoteError(
+    "USAGE",
+    `--model ${path}: ONNX models are not supported yet; pass the model's penultimate-layer ` +
+      "activations with --features and its out-of-sample probabilities with --pred-probs.",
+  );
+}
+
+/** A class with fewer labeled samples than this gets a warning: its statistics are unreliable. */
+export const SMALL_CLASS = 10;
+
+/**
+ * Build the representation for `table` (built from `samples`, same order): the user's files when
+ * given, else proxies. Text → hashed word TF-IDF and k-fold logistic regression; tabular
+ * features → k-fold logistic regression on them (the features are the representation); images →
+ * a one-hidden-layer MLP on pixels (k-fold probabilities, and hidden-layer features from one model
+ * trained on everything, for the feature-space detectors).
+ */
+export async function buildRepresentation(
+  table: ScanTable,
+  samples: readonly Sample[],
+  options: RepresentationOptions = {},
+): Promise<Representation> {
+  const started = performance.now();
+  if (options.model !== undefined) throw modelNotSupported(options.model);
+  const warnings: string[] = [];
+  const n = table.ids.length;
+  const C = table.classes.length;
+  const labeledCounts = classCounts(table);
+  const labeledClasses = labeledCounts.filter((c) => c > 0).length;
+  const small = table.classes.filter(
+    (_, j) => (labeledCounts[j] as number) > 0 && (labeledCounts[j] as number) < SMALL_CLASS,
+  );
+  if (small.length > 0)
+    warnings.push(
+      `${small.length === 1 ? "class" : "classes"} ${small.map((c) => `"${c}" (${labeledCounts[table.classes.indexOf(c)]})`).join(", ")} ` +
+        `${small.length === 1 ? "has" : "have"} fewer than ${SMALL_CLASS} labeled samples: label statistics for ${small.length === 1 ? "it" : "them"} are unreliable.`,
+    );
+  const rep: Representation = {
+    summary: { probabilities: null, features: null, warnings, seconds: 0 },
+  };
+
+  if (options.features !== undefined) {
+    options.onStage?.("reading --features");
+    const m = readUserMatrix(options.features, "--features");
+    const aligned = alignRows(m, table.ids, "--features");
+    checkFinite(aligned, table.ids, "--features");
+    rep.features = aligned.data;
+    rep.featureDims = aligned.cols;
+    rep.summary.features = {
+      from: `--features ${options.features}`,
+      dims: aligned.cols,
+      matchedBy: aligned.matchedBy,
+    };
+  }
+
+  if (options.predProbs !== undefined) {
+    options.onStage?.("reading --pred-probs");
+    if (C < 2 || labeledClasses < 2)
+      throw new AntidoteError(
+        "USAGE",
+        `--pred-probs ${options.predProbs}: the dataset's labels have ${labeledClasses === 1 ? "one class only" : "no class"}` +
+          `${table.classes.length > 0 ? ` (${table.classes.join(", ")})` : ""}; predicted probabilities need at least two.`,
+      );
+    const m = readUserMatrix(options.predProbs, "--pred-probs");
+    const byClass = orderColumnsByClass(m, table.classes, "--pred-probs");
+    const aligned = alignRows(byClass, table.ids, "--pred-probs");
+    checkFinite(aligned, table.ids, "--pred-probs");
+    warnings.push(...normaliseDistributions(aligned, table.ids, "--pred-probs"));
+    rep.probs = aligned.data;
+    rep.summary.probabilities = {
+      from: `--pred-probs ${options.predProbs}`,
+      accuracy: heldOutAccuracy(aligned.data, table.labels, C),
+      matchedBy: aligned.matchedBy,
+    };
+  } else if (labeledClasses < 2) {
+    warnings.push(
+      `the dataset's labels have ${labeledClasses === 1 ? "one class only" : "no class"}: no class probabilities, ` +
+        "so detectors that judge labels are skipped.",
+    );
+  } else if (rep.features !== undefined) {
+    // A linear probe on the user's own embeddings: what the model's representation says of each label.
+    options.onStage?.("linear probe on --features");
+    const probe = outOfSampleProbs(
+      { rows: n, cols: rep.featureDims ?? 0, data: rep.features },
+      table.labels,
+      C,
+      { seed: options.seed ?? 0 },
+    );
+    rep.probs = probe.probs;
+    rep.summary.probabilities = {
+      from: "linear probe on --features (5-fold logistic regression, out of sample)",
+      accuracy: round(probe.accuracy),
+    };
+  } else {
+    const proxy = await proxyProbabilities(table, samples, options);
+    if (proxy !== null) {
+      rep.probs = proxy.probs;
+      rep.summary.probabilities = { from: proxy.from, accuracy: round(proxy.accuracy) };
+      if (proxy.features !== undefined) {
+        rep.features = proxy.features.data;
+        rep.featureDims = proxy.features.dims;
+        rep.summary.features = { from: proxy.features.from, dims: proxy.features.dims };
+      }
+    } else {
+      warnings.push("the samples have no text, image or tabular features to build a proxy model from.");
+    }
+  }
+  rep.summary.seconds = round((performance.now() - started) / 1000);
+  return rep;
+}
+
+interface Proxy {
+  probs: Float32Array;
+  accuracy: number;
+  from: string;
+  features?: { data: Float32Array; dims: number; from: string };
+}
+
+async function proxyProbabilities(
+  table: ScanTable,
+  samples: readonly Sample[],
+  options: RepresentationOptions,
+): Promise<Proxy | null> {
+  const seed = options.seed ?? 0;
+  const C = table.classes.length;
+  const first = samples[0];
+  if (first === undefined) return null;
+  if (first.image !== undefined) {
+    options.onStage?.("proxy model (MLP on pixels)");
+    const { data } = denseRows(samples, (s) => s.image?.data, "image");
+    const r = imageProxyFeatures(data, table.labels, C, { seed });
+    if (r.probs === null) throw new AntidoteError("INTERNAL", "the image proxy returned no probabilities");
+    return {
+      probs: r.probs,
+      accuracy: r.accuracy,
+      from: `proxy: ${r.provenance.probs ?? "MLP on pixels"}`,
+      features: { data: r.features, dims: r.featureDims, from: `proxy: ${r.provenance.features}` },
+    };
+  }
+  if (table.texts !== undefined) {
+    options.onStage?.("featurizing text");
+    const rows = await featurizeText(memoryDataset(samples), { charNgrams: false, seed });
+    options.onStage?.("proxy model (logistic regression on TF-IDF)");
+    const r = outOfSampleProbs(rows, table.labels, C, { seed });
+    return {
+      probs: r.probs,
+      accuracy: r.accuracy,
+      from: "proxy: 5-fold logistic regression on hashed word TF-IDF (unigrams + bigrams)",
+    };
+  }
+  if (first.features !== undefined) {
+    options.onStage?.("proxy model (logistic regression on tabular features)");
+    const { data, dims } = denseRows(samples, (s) => s.features, "tabular features");
+    const r = outOfSampleProbs({ rows: samples.length, cols: dims, data }, table.labels, C, { seed });
+    return {
+      probs: r.probs,
+      accuracy: r.accuracy,
+      from: "proxy: 5-fold logistic regression on the tabular features",
+      features: { data, dims, from: "the tabular features" },
+    };
+  }
+  return null;
+}
+
+function denseRows(
+  samples: readonly Sample[],
+  get: (s: Sample) => Float32Array | undefined,
+  what: string,
+): { data: Float32Array; dims: number } {
+  const dims = get(samples[0] as Sample)?.length ?? 0;
+  const data = new Float32Array(samples.length * dims);
+  samples.forEach((s, i) => {
+    const row = get(s);
+    if (row === undefined || row.length !== dims)
+      throw new AntidoteError(
+        "ROW_MALFORMED",
+        `sample "${s.id}": its ${what} have ${row?.length ?? 0} values, the first sample's ${dims}; ` +
+          "the proxy model needs one shape for all samples.",
+      );
+    data.set(row, i * dims);
+  });
+  return { data, dims };
+}
+
+// ---------------------------------------------------------------------------------------------
+// User files.
+
+/** Read an .npy or CSV matrix. */
+export function readUserMatrix(file: string, flag: string): UserMatrix {
+  if (!existsSync(file) || !statSync(file).isFile())
+    throw new AntidoteError("FILE_NOT_FOUND", `${flag} ${file}: no such file.`);
+  let bytes = readFileSync(file);
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+  if (bytes.subarray(0, 6).equals(NPY_MAGIC)) return readNpy(file, flag, bytes);
+  const ext = extname(file.replace(/\.gz$/i, "")).toLowerCase();
+  if (ext === ".npy")
+    throw new AntidoteError("INPUT_FORMAT", `${flag} ${file}: not a NumPy .npy file (bad magic bytes).`);
+  return readCsv(file, flag, bytes.toString("utf8"), ext === ".tsv" ? "\t" : ",");
+}
+
+const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
+
+const npyHeaderSchema = z.object({
+  descr: z.string(),
+  fortran_order: z.boolean(),
+  shape: z.array(z.number().int().min(0)),
+});
+
+function readNpy(file: string, flag: string, bytes: Buffer): UserMatrix {
+  const fail = (detail: string) => new AntidoteError("INPUT_FORMAT", `${flag} ${file}: ${detail}`);
+  const major = bytes[6] ?? 0;
+  if (major < 1 || major > 3) throw fail(`.npy format version ${major} is not supported (1, 2 or 3).`);
+  const start = major === 1 ? 10 : 12;
+  if (bytes.length < start) throw fail("truncated inside the .npy preamble.");
+  const headerLength = major === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);
+  if (start + headerLength > bytes.length) throw fail("truncated inside the .npy header.");
+  const text = bytes.subarray(start, start + headerLength).toString(major === 3 ? "utf8" : "latin1");
+  let literal: unknown;
+  try {
+    literal = parsePythonLiteral(text);
+  } catch (e) {
+    throw fail(`bad .npy header (${e instanceof Error ? e.message : String(e)}).`);
+  }
+  const parsed = npyHeaderSchema.safeParse(literal);
+  if (!parsed.success) throw fail(`bad .npy header ${JSON.stringify(text.trim())}.`);
+  const { descr, fortran_order: fortran, shape } = parsed.data;
+  if (descr !== "<f4" && descr !== "<f8")
+    throw fail(
+      `dtype '${descr}' is not supported: save float32 or float64 (arr.astype(np.float32)); ` +
+        "big-endian, integer and object arrays are not read.",
+    );
+  if (shape.length !== 2 && shape.length !== 1)
+    throw fail(`shape (${shape.join(", ")}) is not a matrix: expected (samples, columns).`);
+  const rows = shape[0] as number;
+  const cols = shape.length === 2 ? (shape[1] as number) : 1;
+  if (fortran && rows > 1 && cols > 1)
+    throw fail("is in Fortran order; save it in C order (np.ascontiguousarray(arr)).");
+  const width = descr === "<f4" ? 4 : 8;
+  const offset = start + headerLength;
+  const need = rows * cols * width;
+  if (bytes.length - offset !== need)
+    throw fail(
+      `shape (${shape.join(", ")}) of ${descr} needs ${need} data bytes, the file has ${bytes.length - offset}.`,
+    );
+  const data = new Float32Array(rows * cols);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, need);
+  for (let k = 0; k < data.length; k++)
+    data[k] = width === 4 ? view.getFloat32(k * 4, true) : view.getFloat64(k * 8, true);
+  return { file, rows, cols, data };
+}
+
+// Names that mark a CSV column as the sample id; a pandas index column (empty name) is dropped.
+const ID_COLUMNS = ["id", "sample_id", "sampleid", "uid", "uuid"];
+
+function readCsv(file: string, flag: string, text: string, delimiter: string): UserMatrix {
+  let records: string[][];
+  try {
+    records = parse(text, {
+      delimiter,
+      skip_empty_lines: true,
+      trim: true,
+      relax_column_count: false,
+    });
+  } catch (e) {
+    throw new AntidoteError(
+      "INPUT_FORMAT",
+      `${flag} ${file}: not a readable CSV (${e instanceof Error ? e.message : String(e)}); expected .npy or CSV.`,
+    );
+  }
+  if (records.length === 0) throw new AntidoteError("INPUT_FORMAT", `${flag} ${file}: the file is empty.`);
+  const first = records[0] as string[];
+  const hasHeader = first.some((cell) => cell !== "" && parseCell(cell) === undefined);
+  const header = hasHeader ? first : first.map((_, j) => String(j));
+  const body = hasHeader ? records.slice(1) : records;
+  const idAt = hasHeader ? header.findIndex((h) => ID_COLUMNS.includes(h.toLowerCase())) : -1;
+  const dropped = new Set<number>();
+  if (idAt >= 0) dropped.add(idAt);
+  if (hasHeader && header[0] === "" && idAt !== 0) dropped.add(0);
+  const keep = header.map((_, j) => j).filter((j) => !dropped.has(j));
+  const cols = keep.length;
+  const data = new Float32Array(body.length * cols);
+  const ids: string[] = [];
+  body.forEach((row, r) => {
+    const line = r + (hasHeader ? 2 : 1);
+    if (idAt >= 0) ids.push(row[idAt] ?? "");
+    keep.forEach((j, c) => {
+      const cell = row[j] ?? "";
+      const v = parseCell(cell);
+      if (v === undefined)
+        throw new AntidoteError(
+          "ROW_MALFORMED",
+          `${flag} ${file}:${line}: column "${header[j]}" is ${JSON.stringify(cell)}, not a number.`,
+        );
+      data[r * cols + c] = v;
+    });
+  });
+  const m: UserMatrix = {
+    file,
+    rows: body.length,
+    cols,
+    data,
+    columns: keep.map((j) => header[j] as string),
+  };
+  if (idAt >= 0) m.ids = ids;
+  return m;
+}
+
+// Numbers as CSV writers print them, non-finite ones included (pandas writes nan, inf, -inf), so
+// that a NaN is reported by row and sample rather than as an unreadable cell.
+function parseCell(cell: string): number | undefined {
+  if (/^nan$/i.test(cell)) return NaN;
+  const inf = /^([+-]?)inf(inity)?$/i.exec(cell);
+  if (inf !== null) return inf[1] === "-" ? -Infinity : Infinity;
+  const v = cell === "" ? NaN : Number(cell);
+  return Number.isNaN(v) ? undefined : v;
+}
+
+/** Pred-probs columns: by class name when the CSV header names every class, else in class order. */
+export function orderColumnsByClass(m: UserMatrix, classes: readonly string[], flag: string): UserMatrix {
+  const C = classes.length;
+  const named = m.columns !== undefined && classes.every((c) => m.columns?.includes(c));
+  if (named && m.cols === C) {
+    const from = classes.map((c) => (m.columns as string[]).indexOf(c));
+    const data = new Float32Array(m.rows * C);
+    for (let i = 0; i < m.rows; i++)
+      from.forEach((j, c) => (data[i * C + c] = m.data[i * m.cols + j] as number));
+    return { ...m, data, columns: [...classes] };
+  }
+  if (m.cols !== C)
+    throw new AntidoteError(
+      "INPUT_FORMAT",
+      `${flag} ${m.file}: ${m.cols} ${m.cols === 1 ? "column" : "columns"} of probabilities, but the dataset has ` +
+        `${C} classes (${classes.join(", ")}); give one column per class, in this order or named by class.`,
+    );
+  return m;
+}
+
+/** Rows in table order: by id when the file has ids, else by row order (counts must agree). */
+export function alignRows(
+  m: UserMatrix,
+  ids: readonly string[],
+  flag: string,
+): UserMatrix & { matchedBy: "id" | "row order" } {
+  const n = ids.length;
+  if (m.ids === undefined) {
+    if (m.rows !== n)
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `${flag} ${m.file}: ${m.rows} rows, but the dataset has ${n} samples (rows are matched to samples by ` +
+          "order because the file has no id column; add an id column to match by id).",
+      );
+    return { ...m, matchedBy: "row order" };
+  }
+  const at = new Map<string, number>();
+  m.ids.forEach((id, r) => {
+    if (at.has(id))
+      throw new AntidoteError(
+        "ROW_MALFORMED",
+        `${flag} ${m.file}: id "${id}" appears twice (rows ${(at.get(id) as number) + 1} and ${r + 1}).`,
+      );
+    at.set(id, r);
+  });
+  const missing = ids.filter((id) => !at.has(id));
+  if (missing.length > 0)
+    throw new AntidoteError(
+      "INPUT_FORMAT",
+      `${flag} ${m.file}: ${m.rows} rows, but ${missing.length} of the dataset's ${n} samples have no row ` +
+        `(first: "${missing[0]}"); rows are matched by the file's id column.`,
+    );
+  const data = new Float32Array(n * m.cols);
+  ids.forEach((id, i) => {
+    const r = at.get(id) as number;
+    data.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols);
+  });
+  return { ...m, rows: n, data, ids: [...ids], matchedBy: "id" };
+}
+
+function checkFinite(m: UserMatrix, ids: readonly string[], flag: string): void {
+  for (let k = 0; k < m.data.length; k++) {
+    const v = m.data[k] as number;
+    if (Number.isFinite(v)) continue;
+    const i = Math.floor(k / m.cols);
+    const j = k % m.cols;
+    const column = m.columns?.[j] !== undefined ? `"${m.columns[j]}"` : String(j);
+    throw new AntidoteError(
+      "ROW_MALFORMED",
+      `${flag} ${m.file}: row ${i + 1} (sample "${ids[i]}"), column ${column} is ${Number.isNaN(v) ? "NaN" : v > 0 ? "+Infinity" : "-Infinity"}.`,
+    );
+  }
+}
+
+// Rows that are not distributions: negative values are logits or garbage (refused); rows that
+// do not sum to 1 are rescaled, which keeps the argmax and the ratios a model meant.
+function normaliseDistributions(m: UserMatrix, ids: readonly string[], flag: string): string[] {
+  const C = m.cols;
+  let fixed = 0;
+  let worst = 0;
+  let worstRow = -1;
+  for (let i = 0; i < m.rows; i++) {
+    let sum = 0;
+    for (let j = 0; j < C; j++) {
+      const v = m.data[i * C + j] as number;
+      if (v < 0)
+        throw new AntidoteError(
+          "ROW_MALFORMED",
+          `${flag} ${m.file}: row ${i + 1} (sample "${ids[i]}") has ${v} in column ${j}: probabilities cannot be ` +
+            "negative (pass softmax(logits), not logits).",
+        );
+      sum += v;
+    }
+    if (sum <= 0)
+      throw new AntidoteError(
+        "ROW_MALFORMED",
+        `${flag} ${m.file}: row ${i + 1} (sample "${ids[i]}") is all zeros: not a probability distribution.`,
+      );
+    const deviation = Math.abs(sum - 1);
+    if (deviation > 1e-4) {
+      fixed++;
+      if (deviation > worst) {
+        worst = deviation;
+        worstRow = i;
+      }
+      for (let j = 0; j < C; j++) m.data[i * C + j] = (m.data[i * C + j] as number) / sum;
+    }
+  }
+  if (fixed === 0) return [];
+  return [
+    `${flag}: ${fixed} of ${m.rows} rows did not sum to 1 (largest deviation ${worst.toPrecision(3)}, row ` +
+      `${worstRow + 1}, sample "${ids[worstRow]}"); they were renormalised.`,
+  ];
+}
+
+function heldOutAccuracy(probs: Float32Array, labels: Int32Array, C: number): number | null {
+  let correct = 0;
+  let labeled = 0;
+  labels.forEach((y, i) => {
+    if (y < 0) return;
+    labeled++;
+    let best = 0;
+    for (let j = 1; j < C; j++) if ((probs[i * C + j] as number) > (probs[i * C + best] as number)) best = j;
+    if (best === y) correct++;
+  });
+  return labeled === 0 ? null : round(correct / labeled);
+}
+
+function classCounts(table: ScanTable): number[] {
+  const counts = new Array<number>(table.classes.length).fill(0);
+  for (const y of table.labels) if (y >= 0) counts[y] = (counts[y] as number) + 1;
+  return counts;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

@@ -1,0 +1,112 @@
+// Activation clustering on real Fashion-MNIST (12,000 training images) with penultimate features
+// from the built-in image proxy: calibrated against the dataset's own classes, it must leave clean
+// classes alone and still catch a coherent foreign group inside a class.
+import { beforeAll, describe, expect, it } from "vitest";
+import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
+import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
+import { activationClustering } from "../../src/detect/activation-clustering.js";
+import { imageProxyFeatures } from "../../src/detect/proxy-image.js";
+import { scanTableFromSamples } from "../../src/detect/table.js";
+import type { ScanTable } from "../../src/detect/types.js";
+import { Rng } from "../../src/math/rng.js";
+import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
+
+const N = 12_000;
+
+async function featureTable(spec: AttackSpec | null): Promise<{ table: ScanTable; poisoned: Set<number> }> {
+  let samples = fashionMnistSamples(N);
+  const ids = new Set<string>();
+  if (spec !== null) {
+    const writer = new MemoryWriter();
+    const gt = await simulateAttack(memoryDataset(samples, { classes: FASHION_MNIST_CLASSES }), writer, spec);
+    samples = writer.samples;
+    for (const p of gt.poisoned) ids.add(p.id);
+  }
+  const table = scanTableFromSamples(samples, { classes: FASHION_MNIST_CLASSES });
+  const x = new Float32Array(N * 784);
+  samples.forEach((s, i) => x.set(s.image!.data, i * 784));
+  const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, { outOfSample: false });
+  table.features = proxy.features;
+  table.featureDims = proxy.featureDims;
+  const poisoned = new Set<number>();
+  samples.forEach((s, i) => {
+    if (ids.has(s.id)) poisoned.add(i);
+  });
+  return { table, poisoned };
+}
+
+describe.runIf(hasFashionMnist())("activation clustering on Fashion-MNIST proxy features", () => {
+  let clean: ScanTable;
+  let blend: { table: ScanTable; poisoned: Set<number> };
+  beforeAll(async () => {
+    clean = (await featureTable(null)).table;
+    blend = await featureTable({ kind: "blend", target: "Bag", rate: 0.02, seed: 1 });
+  });
+
+  it("flags no clean class: every class splits in two, none far more cleanly than the others", () => {
+    const r = activationClustering.run(clean);
+    expect(r.flagged.reduce((a, b) => a + b, 0)).toBe(0);
+    expect(r.summary.suspectClasses).toEqual([]);
+    const rows = r.summary.classes as {
+      class: string;
+      smallerClusterShare: number;
+      silhouette: number;
+      robustZ: number;
+    }[];
+    expect(rows.map((c) => c.class)).toEqual(FASHION_MNIST_CLASSES);
+    for (const row of rows) expect(row.robustZ).toBeLessThan(3.5);
+    const nullSilhouette = r.summary.nullSilhouette as { median: number; spread: number };
+    expect(nullSilhouette.spread).toBeGreaterThanOrEqual(0.02);
+    expect(nullSilhouette.median).toBeGreaterThan(0);
+  });
+
+  it("catches a coherent foreign group: 300 trousers relabeled as sandals, seen by a model trained on true labels", () => {
+    const trouser = FASHION_MNIST_CLASSES.indexOf("Trouser");
+    const sandal = FASHION_MNIST_CLASSES.indexOf("Sandal");
+    const candidates = [...clean.labels.keys()].filter((i) => clean.labels[i] === trouser);
+    const moved = new Set(new Rng(1).sample(candidates, 300));
+    const labels = clean.labels.slice();
+    for (const i of moved) labels[i] = sandal;
+    const r = activationClustering.run({ ...clean, labels });
+    expect(r.summary.suspectClasses).toEqual(["Sandal"]);
+    let tp = 0;
+    let fp = 0;
+    r.flagged.forEach((f, i) => {
+      if (f === 1) {
+        if (moved.has(i)) tp++;
+        else fp++;
+      }
+    });
+    // Measured: 297 of 300 with 1 false positive.
+    expect(tp / 300).toBeGreaterThanOrEqual(0.95);
+    expect(tp / (tp + fp)).toBeGreaterThanOrEqual(0.95);
+    const f = r.findings[0]!;
+    expect(f).toMatchObject({ kind: "activation-cluster", check: "activation-clustering" });
+    expect(f.evidence).toMatchObject({ class: "Sandal", threshold: 3.5 });
+    expect(Object.keys(f.evidence)).toEqual(
+      expect.arrayContaining(["id", "score", "clusterShare", "silhouette", "distanceRatio"]),
+    );
+  });
+
+  it("flags no clean class on the 2% blended-trigger data either", () => {
+    const r = activationClustering.run(blend.table);
+    for (const c of r.summary.suspectClasses as string[]) expect(c).toBe("Bag");
+    let falsePositives = 0;
+    r.flagged.forEach((f, i) => {
+      if (f === 1 && !blend.poisoned.has(i)) falsePositives++;
+    });
+    expect(falsePositives / (N - blend.poisoned.size)).toBeLessThanOrEqual(0.005); // measured 0 (and 0 found)
+  });
+
+  it("says it cannot calibrate with too few classes, and flags nothing", () => {
+    const labels = clean.labels.map((y) => (y <= 2 ? y : -1));
+    const r = activationClustering.run({ ...clean, labels });
+    expect(r.flagged.reduce((a, b) => a + b, 0)).toBe(0);
+    expect(r.warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/only 3 classes could be tested; at least 5 are needed/),
+      ]),
+    );
+    expect(() => activationClustering.run(clean, { maxShare: 0.9 })).toThrow(/"maxShare"/);
+  });
+});

@@ -10,9 +10,9 @@ import {
   defaultBoost,
   minMaxUpdate,
   moments,
-  normalQuantile,
   withTrigger,
 } from "../../src/robust/fl/attacks.js";
+import { normalQuantile } from "../../src/math/linalg.js";
 import type { Examples } from "../../src/robust/fl/model.js";
 
 function randomUpdates(n: number, d: number, seed: number): Float32Array[] {

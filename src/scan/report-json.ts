@@ -43,19 +43,8 @@ export interface ScanReportJson {
   schemaVersion: typeof REPORT_SCHEMA_VERSION;
   tool: { name: "antidote"; version: string };
   createdAt: string;
-  dataset: {
-    /** As the user named it (path or bundled name). */
-    name: string;
-    path: string;
-    format: string;
-    samples: number;
-    labeled: number;
-    classes: string[];
-    content: string[];
-    sources: number;
-    annotators: number;
-    merkleRoot: string;
-  };
+  /** The scan's dataset facts, plus the name the user gave (path or bundled name). */
+  dataset: ScanReport["dataset"] & { name: string };
   representation: JsonValue;
   detectors: {
     name: string;

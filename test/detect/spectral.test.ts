@@ -3,15 +3,13 @@
 // 3×3 patch relabeled "Bag" on 1% and 0.5% of the images, and the clean images. Scored against
 // the simulator's ground truth.
 import { beforeAll, describe, expect, it } from "vitest";
-import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
-import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
-import { imageProxyFeatures } from "../../src/detect/proxy-image.js";
+import type { AttackSpec } from "../../src/attack/index.js";
 import { spectralSignature } from "../../src/detect/spectral-signature.js";
 import { spectre } from "../../src/detect/spectre.js";
-import { scanTableFromSamples } from "../../src/detect/table.js";
 import type { DetectorResult, ScanTable } from "../../src/detect/types.js";
 import { isAntidoteError } from "../../src/errors.js";
-import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
+import { fashionMnistFeatures } from "../helpers/fm-features.js";
+import { FASHION_MNIST_CLASSES, hasFashionMnist } from "../helpers/real-data.js";
 
 const N = 12_000;
 
@@ -20,23 +18,7 @@ interface Variant {
   poisoned: Uint8Array;
 }
 
-async function variant(spec: AttackSpec | null): Promise<Variant> {
-  let samples = fashionMnistSamples(N);
-  const poisonedIds = new Set<string>();
-  if (spec !== null) {
-    const writer = new MemoryWriter();
-    const gt = await simulateAttack(memoryDataset(samples, { classes: FASHION_MNIST_CLASSES }), writer, spec);
-    samples = writer.samples;
-    for (const p of gt.poisoned) poisonedIds.add(p.id);
-  }
-  const table = scanTableFromSamples(samples, { classes: FASHION_MNIST_CLASSES });
-  const x = new Float32Array(N * 784);
-  samples.forEach((s, i) => x.set(s.image!.data, i * 784));
-  const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, { outOfSample: false });
-  table.features = proxy.features;
-  table.featureDims = proxy.featureDims;
-  return { table, poisoned: Uint8Array.from(samples, (s) => (poisonedIds.has(s.id) ? 1 : 0)) };
-}
+const variant = (spec: AttackSpec | null): Promise<Variant> => fashionMnistFeatures(N, spec);
 
 function score(result: DetectorResult, poisoned: Uint8Array) {
   let tp = 0;

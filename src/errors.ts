@@ -22,6 +22,8 @@ export type AntidoteErrorCode =
   | "LEDGER_TAMPERED" // the ledger's hash chain, checkpoints or derived tables do not recompute
   | "LEDGER_UNAVAILABLE" // the ledger database cannot be opened or reached
   | "NOT_FOUND" // a dataset version, model, sample or delivery is not in the ledger
+  | "MODEL_FORMAT" // a model file is not ONNX, uses an unknown opset, or is not a classifier we can run
+  | "MODEL_UNSUPPORTED" // a model uses an operator (or a form of one) Antidote cannot translate
   | "INTERNAL"; // a bug: report it
 
 export class AntidoteError extends Error {

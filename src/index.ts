@@ -76,3 +76,26 @@ export { spectralSignature } from "./detect/spectral-signature.js";
 export { activationClustering } from "./detect/activation-clustering.js";
 export { featureOutliers } from "./detect/feature-outliers.js";
 export { imageProxyFeatures } from "./detect/proxy-image.js";
+export type { NetSpec, LayerSpec } from "./onnx/net-spec.js";
+export { readOnnxModel, decodeOnnxModel, type OnnxModelFile } from "./onnx/model-file.js";
+export { exportOnnx, type ExportOptions } from "./onnx/export.js";
+export {
+  openOnnxClassifier,
+  type OnnxClassifier,
+  type OnnxClassifierOptions,
+  type OnnxRunResult,
+} from "./onnx/classifier.js";
+export { imageBatch } from "./onnx/input.js";
+export { loadTf } from "./nn/tf.js";
+export { defaultArchitecture, parseArchitecture, type Architecture } from "./nn/architectures.js";
+export {
+  trainClassifier,
+  predictNet,
+  netLogits,
+  type TrainData,
+  type TrainOptions,
+  type TrainedClassifier,
+} from "./nn/train.js";
+export type { DifferentiableClassifier } from "./audit/types.js";
+export { translateOnnx, type TranslatedModel, type TranslateOptions } from "./audit/onnx-to-tf.js";
+export { checkTranslation } from "./audit/equivalence.js";

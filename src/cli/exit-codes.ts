@@ -25,6 +25,8 @@ export function exitCodeFor(code: AntidoteErrorCode): number {
     case "IMAGE_UNDECODABLE":
     case "IDX_HEADER":
     case "LABEL_MIXED_TYPES":
+    case "MODEL_FORMAT":
+    case "MODEL_UNSUPPORTED":
       return EXIT.input;
     case "DATASET_MISSING":
       return EXIT.datasetMissing;

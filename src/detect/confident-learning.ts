@@ -29,6 +29,12 @@ export const confidentLearningOptionsSchema = z.object({
    * model that agrees with the label is no evidence against it.
    */
   keepPredictedAsGiven: z.boolean().default(false),
+  /**
+   * Flag only samples whose given label has at most this out-of-sample probability. 1 (the
+   * default) leaves confident learning's selection as it is; a weak model (one whose own confident
+   * mistakes are as common as the flips it should find) needs a stricter bar, see the scan.
+   */
+  maxSelfConfidence: z.number().gt(0).lte(1).default(1),
   /** A class with fewer labeled samples than this has an unreliable threshold: warned about. */
   minClassSize: z.number().int().min(1).default(10),
 });
@@ -153,6 +159,7 @@ export const confidentLearning: Detector<ConfidentLearningOptions> = {
       const y = labels[i] as number;
       const predicted = argmaxRow(probs, i, C);
       if (!opts.keepPredictedAsGiven && predicted === y) continue;
+      if (p(i, y) > opts.maxSelfConfidence) continue;
       flagged[i] = 1;
     }
 

@@ -604,6 +604,8 @@ export interface MinorMode {
  * falls steadily and has no such valley; a group far out with too few members is not a mode.
  * Of the two sides, the one with the deeper valley wins. Null when there are no finite values.
  */
+const MAX_GRID = 1 << 16;
+
 export function minorMode(
   values: ArrayLike<number>,
   options: { bandwidth?: number; maxDipRatio?: number; minCount?: number } = {},
@@ -612,15 +614,18 @@ export function minorMode(
   const maxDip = options.maxDipRatio ?? 0.6;
   const minCount = options.minCount ?? 1;
   const base = Float64Array.from(values).filter(Number.isFinite);
-  if (base.length === 0) return null;
+  if (base.length === 0 || !(bandwidth > 0) || !Number.isFinite(bandwidth)) return null;
   let best: MinorMode | null = null;
   const better = (a: MinorMode, b: MinorMode | null): boolean =>
     b === null || (a.separated && !b.separated) || (a.separated === b.separated && a.dipRatio < b.dipRatio);
   for (const side of [1, -1] as const) {
     const x = base.map((v) => side * v).sort();
-    const step = bandwidth / 8;
     const from = (x[0] as number) - 3 * bandwidth;
-    const points = Math.ceil(((x[x.length - 1] as number) + 3 * bandwidth - from) / step) + 1;
+    const span = (x[x.length - 1] as number) + 3 * bandwidth - from;
+    // Eight grid points per bandwidth, but never more than MAX_GRID: a bandwidth tiny against the
+    // values' range (heavy tails, a near-constant score) would otherwise ask for billions.
+    const step = Math.max(bandwidth / 8, span / MAX_GRID);
+    const points = Math.ceil(span / step) + 1;
     const density = new Float64Array(points);
     for (let g = 0; g < points; g++) {
       const t = from + g * step;

@@ -1,8 +1,9 @@
 // What the detectors see of each sample beyond its label: a dense representation (the user's
-// penultimate-layer features, or a built-in proxy's) and out-of-sample class probabilities (the
-// user's model's, or the built-in proxy's). User files are checked at the boundary — row count,
-// finite values, width, distributions — and matched to samples by id when they carry one, else
-// by row order; every problem names the file, the row (and its sample) and the column.
+// penultimate-layer features, their ONNX model's, or a built-in proxy's) and class probabilities
+// (the user's, their model's, or the built-in proxy's out-of-sample ones). User files are checked
+// at the boundary — row count, finite values, width, distributions — and matched to samples by id
+// when they carry one, else by row order; every problem names the file, the row (and its sample)
+// and the column. A user's file wins over their model for what it provides.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -15,6 +16,9 @@ import { imageProxyFeatures } from "../detect/proxy-image.js";
 import { outOfSampleProbs } from "../detect/proxy-linear.js";
 import type { ScanTable } from "../detect/types.js";
 import { featurizeText } from "../features/featurize.js";
+import { openOnnxClassifier } from "../onnx/classifier.js";
+import { imageBatch } from "../onnx/input.js";
+import { readOnnxModel } from "../onnx/model-file.js";
 import { parsePythonLiteral } from "../robust/npy.js";
 
 /** A numeric matrix read from a user's file, with the ids and column names the file carried. */
@@ -34,24 +38,47 @@ export interface RepresentationOptions {
   features?: string;
   /** `--pred-probs`: .npy (n × classes) or CSV (columns in class order, or named by class). */
   predProbs?: string;
-  /** `--model`: not supported yet. */
+  /** `--model`: an ONNX image classifier run over the samples for probabilities and penultimate features. */
   model?: string;
+  /** `--input-shape`: the model's input without batch ([C, H, W] or [D]) when the model leaves it symbolic. */
+  inputShape?: number[];
+  /** `--output`: the model output holding the class scores, when it has several. */
+  output?: string;
   seed?: number;
   /** Called as each stage starts and ends, for progress. */
   onStage?: (stage: string) => void;
+  /** Progress of model inference: samples done of all. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** What the detectors got, and where it came from, for the report. */
 export interface RepresentationSummary {
   probabilities: {
     from: string;
-    /** Held-out accuracy against the given labels (proxy models, or the user's probabilities). */
+    /** Accuracy against the given labels: held out for proxies; in-sample for a model trained on these samples. */
     accuracy: number | null;
     matchedBy?: "id" | "row order";
+    /** Set for a model's own probabilities: on its training data they are not out-of-sample. */
+    inSample?: boolean;
   } | null;
   features: { from: string; dims: number; matchedBy?: "id" | "row order" } | null;
+  /** The `--model` that was run, when one was. */
+  model?: ModelRunSummary;
   warnings: string[];
   seconds: number;
+}
+
+export interface ModelRunSummary {
+  path: string;
+  /** sha256 of the model file. */
+  digest: string;
+  input: { name: string; shape: number[] };
+  output: string;
+  outputIsProbabilities: boolean;
+  /** The tensor read as penultimate features, or null when the model has none we can find. */
+  penultimate: string | null;
+  samples: number;
+  imagesPerSecond: number;
 }
 
 export interface Representation {
@@ -61,13 +88,12 @@ export interface Representation {
   summary: RepresentationSummary;
 }
 
-/** `--model`: ONNX Runtime is not wired in yet; what to pass instead. */
-export function modelNotSupported(path: string): AntidoteError {
-  return new AntidoteError(
-    "USAGE",
-    `--model ${path}: ONNX models are not supported yet; pass the model's penultimate-layer ` +
-      "activations with --features and its out-of-sample probabilities with --pred-probs.",
-  );
+/**
+ * `--model` checked before the dataset is read: the file exists and is an ONNX model ONNX Runtime
+ * can load (FILE_NOT_FOUND / MODEL_FORMAT naming the file).
+ */
+export function checkModelFile(path: string): void {
+  readOnnxModel(path);
 }
 
 /** A class with fewer labeled samples than this gets a warning: its statistics are unreliable. */
@@ -86,7 +112,6 @@ export async function buildRepresentation(
   options: RepresentationOptions = {},
 ): Promise<Representation> {
   const started = performance.now();
-  if (options.model !== undefined) throw modelNotSupported(options.model);
   const warnings: string[] = [];
   const n = table.ids.length;
   const C = table.classes.length;
@@ -104,6 +129,18 @@ export async function buildRepresentation(
     summary: { probabilities: null, features: null, warnings, seconds: 0 },
   };
 
+  let model: ModelOutputs | undefined;
+  if (options.model !== undefined) {
+    if (options.features !== undefined && options.predProbs !== undefined) {
+      warnings.push(
+        `--model ${options.model} was not run: --features and --pred-probs give everything it would.`,
+      );
+    } else {
+      model = await runModel(options.model, table, samples, options, warnings);
+      rep.summary.model = model.summary;
+    }
+  }
+
   if (options.features !== undefined) {
     options.onStage?.("reading --features");
     const m = readUserMatrix(options.features, "--features");
@@ -116,6 +153,15 @@ export async function buildRepresentation(
       dims: aligned.cols,
       matchedBy: aligned.matchedBy,
     };
+  } else if (model?.features !== undefined) {
+    rep.features = model.features.data;
+    rep.featureDims = model.features.dims;
+    rep.summary.features = { from: model.features.from, dims: model.features.dims };
+  } else if (model !== undefined) {
+    warnings.push(
+      `--model ${options.model}: no penultimate features, so the feature-space detectors are skipped; ` +
+        "pass the model's embeddings with --features to run them.",
+    );
   }
 
   if (options.predProbs !== undefined) {
@@ -137,6 +183,19 @@ export async function buildRepresentation(
       accuracy: heldOutAccuracy(aligned.data, table.labels, C),
       matchedBy: aligned.matchedBy,
     };
+  } else if (model?.probs !== undefined && labeledClasses >= 2) {
+    rep.probs = model.probs;
+    rep.summary.probabilities = {
+      from: model.probsFrom,
+      accuracy: heldOutAccuracy(model.probs, table.labels, C),
+      inSample: true,
+    };
+    warnings.push(
+      `--model ${options.model}: its probabilities are in-sample for the samples it was trained on (a model ` +
+        "is confident on its own training labels, flipped ones included), so confident learning finds fewer " +
+        "label errors than with out-of-sample probabilities; pass k-fold (cross-validated) probabilities " +
+        "with --pred-probs when you have them.",
+    );
   } else if (labeledClasses < 2) {
     warnings.push(
       `the dataset's labels have ${labeledClasses === 1 ? "one class only" : "no class"}: no class probabilities, ` +
@@ -172,6 +231,101 @@ export async function buildRepresentation(
   }
   rep.summary.seconds = round((performance.now() - started) / 1000);
   return rep;
+}
+
+interface ModelOutputs {
+  /** [n × classes] in the table's class order; undefined when the dataset has no class list. */
+  probs?: Float32Array;
+  probsFrom: string;
+  features?: { data: Float32Array; dims: number; from: string };
+  summary: ModelRunSummary;
+}
+
+// Samples per imageBatch: bounds the float copy of the images (1,024 × 3×224×224 ≈ 600 MB would
+// be too many for large inputs, so the chunk shrinks with the input size).
+const MODEL_CHUNK_VALUES = 16 * 1024 * 1024;
+
+/** Run the user's ONNX image classifier over every sample, in chunks, with progress. */
+async function runModel(
+  path: string,
+  table: ScanTable,
+  samples: readonly Sample[],
+  options: RepresentationOptions,
+  warnings: string[],
+): Promise<ModelOutputs> {
+  const imageless = samples.find((s) => s.image === undefined);
+  if (imageless !== undefined)
+    throw new AntidoteError(
+      "USAGE",
+      `--model ${path}: sample "${imageless.id}" has no image; --model runs image classifiers only. For a ` +
+        "text or tabular model, pass its penultimate features with --features and its probabilities with --pred-probs.",
+    );
+  options.onStage?.(`model ${path}`);
+  const C = table.classes.length;
+  const model = await openOnnxClassifier(path, {
+    ...(options.inputShape !== undefined ? { inputShape: options.inputShape } : {}),
+    ...(options.output !== undefined ? { output: options.output } : {}),
+    ...(C >= 2 ? { classes: table.classes } : {}),
+  });
+  try {
+    warnings.push(...model.warnings.map((w) => `--model ${path}: ${w}`));
+    const n = samples.length;
+    const K = model.numClasses;
+    const F = model.penultimate?.dims ?? 0;
+    const rowSize = model.inputShape.reduce((a, b) => a * b, 1);
+    const chunk = Math.max(1, Math.min(1024, Math.floor(MODEL_CHUNK_VALUES / rowSize)));
+    const buffer = new Float32Array(Math.min(chunk, n) * rowSize);
+    const probs = new Float32Array(n * K);
+    const features = model.penultimate === null ? null : new Float32Array(n * F);
+    options.onStage?.("model inference (ONNX Runtime)");
+    const started = performance.now();
+    for (let start = 0; start < n; start += chunk) {
+      const batch = samples.slice(start, start + chunk);
+      const out = await model.run(imageBatch(batch, model.inputShape, buffer), batch.length);
+      probs.set(out.probs, start * K);
+      if (features !== null && out.features !== null) features.set(out.features, start * F);
+      options.onProgress?.(start + batch.length, n);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const summary: ModelRunSummary = {
+      path,
+      digest: model.digest,
+      input: { name: model.inputName, shape: model.inputShape },
+      output: model.outputName,
+      outputIsProbabilities: model.outputIsProbabilities,
+      penultimate: model.penultimate?.name ?? null,
+      samples: n,
+      imagesPerSecond: Math.round(n / Math.max(seconds, 1e-6)),
+    };
+    const result: ModelOutputs = {
+      probsFrom:
+        `model ${path}: output '${model.outputName}'` +
+        (model.outputIsProbabilities ? " (its softmax)" : " (softmax of its logits)") +
+        ", in-sample for the samples it was trained on",
+      summary,
+    };
+    if (C >= 2) result.probs = probs;
+    if (features !== null && model.penultimate !== null) {
+      if (!features.every(Number.isFinite))
+        throw new AntidoteError(
+          "MODEL_FORMAT",
+          `${path}: the penultimate layer '${model.penultimate.name}' produced non-finite values.`,
+        );
+      result.features = {
+        data: features,
+        dims: F,
+        from: `model ${path}: penultimate layer '${model.penultimate.name}' (the input of its final Gemm/MatMul)`,
+      };
+    }
+    if (!probs.every(Number.isFinite))
+      throw new AntidoteError(
+        "MODEL_FORMAT",
+        `${path}: output '${model.outputName}' produced non-finite values.`,
+      );
+    return result;
+  } finally {
+    await model.close();
+  }
 }
 
 interface Proxy {

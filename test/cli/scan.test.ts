@@ -138,7 +138,7 @@ describe("antidote scan", () => {
       3,
       /wide\.npy: 3 columns of probabilities, but the dataset has 2 classes \(ham, spam\)/,
     );
-    expectUserError(model, 2, /--model m\.onnx: ONNX models are not supported yet/);
+    expectUserError(model, 3, /m\.onnx: no such model file\./);
     expectUserError(
       unknown,
       2,

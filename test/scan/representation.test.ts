@@ -193,9 +193,9 @@ describe("user mistakes", () => {
     expect(rep2.summary.warnings.join(" ")).toMatch(/class "spam" \(4\) has fewer than 10 labeled samples/);
   });
 
-  it("--model is not supported yet", async () => {
+  it("--model on a text dataset is refused: models read images", async () => {
     const e = await failure(buildRepresentation(table, emails, { model: "m.onnx" }));
     expect(e).toMatchObject({ code: "USAGE" });
-    expect(e.message).toMatch(/ONNX models are not supported yet/);
+    expect(e.message).toMatch(/--model m\.onnx: sample ".*" has no image/);
   });
 });

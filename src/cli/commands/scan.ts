@@ -21,6 +21,16 @@ const scanFlags = z
     features: z.string().min(1).optional(),
     predProbs: z.string().min(1).optional(),
     model: z.string().min(1).optional(),
+    inputShape: z
+      .string()
+      .regex(
+        /^\s*\d+\s*(,\s*\d+\s*)*$/,
+        "must be comma-separated sizes, e.g. 3,224,224 (or 784 for a flat input)",
+      )
+      .transform((s) => s.split(",").map((d) => Number(d.trim())))
+      .refine((dims) => dims.every((d) => d > 0), "sizes must be positive")
+      .optional(),
+    output: z.string().min(1).optional(),
     ledger: z.string().min(1).optional(),
     ledgerKey: z.string().min(1).optional(),
     detectors: z
@@ -37,9 +47,13 @@ const scanFlags = z
     json: z.boolean().optional(),
     quiet: z.boolean().optional(),
   })
-  .refine((f) => f.model === undefined || (f.features === undefined && f.predProbs === undefined), {
-    message: "give either a model, or its features and/or predicted probabilities, not both",
-    path: ["model"],
+  .refine((f) => f.model !== undefined || f.inputShape === undefined, {
+    message: "applies to --model only",
+    path: ["inputShape"],
+  })
+  .refine((f) => f.model !== undefined || f.output === undefined, {
+    message: "applies to --model only",
+    path: ["output"],
   });
 
 export function registerScan(program: Command): void {
@@ -61,7 +75,16 @@ export function registerScan(program: Command): void {
         "--pred-probs <file>",
         "your model's out-of-sample class probabilities: .npy (n × classes) or CSV",
       )
-      .option("--model <file.onnx>", "an ONNX model to compute both (not supported yet)")
+      .option(
+        "--model <file.onnx>",
+        "your ONNX image classifier: the scan runs it for class probabilities and penultimate-layer features " +
+          "(--features / --pred-probs, when given, win for what they provide)",
+      )
+      .option(
+        "--input-shape <C,H,W>",
+        "the model's input without batch, when the model leaves it symbolic (e.g. 3,224,224; 784 for a flat input)",
+      )
+      .option("--output <name>", "the model output holding the class scores, when it has several")
       .option(
         "--ledger <location>",
         "record the findings in this ledger: SQLite file or postgres:// URL (default: $ANTIDOTE_LEDGER if set, else none)",
@@ -74,9 +97,12 @@ export function registerScan(program: Command): void {
       .addHelpText(
         "after",
         `
-Without --features / --pred-probs, the scan builds its own proxy model: hashed word TF-IDF and
-5-fold logistic regression for text, an MLP on pixels for images (probabilities and features),
-logistic regression on tabular features.
+Without --features / --pred-probs / --model, the scan builds its own proxy model: hashed word
+TF-IDF and 5-fold logistic regression for text, an MLP on pixels for images (probabilities and
+features), logistic regression on tabular features.
+With --model, ONNX Runtime runs your image classifier over every sample: its probabilities, and
+the activations entering its final Gemm/MatMul as features. On the model's own training data its
+probabilities are in-sample (confident learning finds fewer flips than with out-of-fold ones).
 A sample is flagged when a detector flags it at its own calibrated threshold, or when several
 detectors' combined evidence is too strong for chance; risk > 0.5 means flagged.
 
@@ -84,6 +110,8 @@ Examples:
   antidote scan out/spam-trigger.jsonl --out out/scan
   antidote scan data.csv --text-column body --label-column category --out reports/ --ledger .antidote/ledger.db
   antidote scan fashion-mnist --features emb.npy --pred-probs probs.npy --out out/fm-scan
+  antidote scan images/ --model classifier.onnx --out out/img-scan
+  antidote scan photos.parquet --model resnet.onnx --input-shape 3,224,224 --output logits --out out/scan
   antidote scan data.parquet --detectors confident-learning,near-duplicates --seed 3 --out out/scan --json
 
 Then act on it (report.html lists these commands with your paths):
@@ -113,11 +141,14 @@ Then act on it (report.html lists these commands with your paths):
         features: f.features,
         predProbs: f.predProbs,
         model: f.model,
+        inputShape: f.inputShape,
+        output: f.output,
         detectors: f.detectors,
         seed: f.seed,
         ...(ledger !== undefined ? { ledger } : {}),
         onStage: progress.stage,
         onSample: progress.sample,
+        onProgress: progress.model,
       });
     } finally {
       progress.stop();
@@ -146,7 +177,12 @@ Then act on it (report.html lists these commands with your paths):
 function stageProgress(
   enabled: boolean,
   total: number | undefined,
-): { stage: (name: string) => void; sample: (n: number) => void; stop: () => void } {
+): {
+  stage: (name: string) => void;
+  sample: (n: number) => void;
+  model: (done: number, total: number) => void;
+  stop: () => void;
+} {
   const tty = enabled && process.stderr.isTTY;
   let bar: ProgressBar | undefined;
   const stopBar = () => {
@@ -161,6 +197,10 @@ function stageProgress(
     },
     sample(n) {
       bar?.update(n);
+    },
+    model(done, all) {
+      bar ??= progressBar({ label: "model", total: all, unit: "samples", enabled });
+      bar.update(done);
     },
     stop: stopBar,
   };
@@ -209,15 +249,18 @@ function summaryText(
 ): string {
   const lines: string[] = [];
   const d = r.dataset;
-  const probs = (r.representation as { probabilities?: { from?: string; accuracy?: number | null } | null })
-    .probabilities;
+  const probs = (
+    r.representation as {
+      probabilities?: { from?: string; accuracy?: number | null; inSample?: boolean } | null;
+    }
+  ).probabilities;
   lines.push(
     `scanned ${fmt(d.samples)} samples of ${d.name} in ${r.seconds.toFixed(1)} s` +
       (skipped.length > 0 ? ` (${skipped.length} malformed rows skipped)` : ""),
   );
   if (probs?.from !== undefined)
     lines.push(
-      `  probabilities: ${probs.from}${typeof probs.accuracy === "number" ? `, held-out accuracy ${pct(probs.accuracy)}` : ""}`,
+      `  probabilities: ${probs.from}${typeof probs.accuracy === "number" ? `, ${probs.inSample === true ? "accuracy on the labels" : "held-out accuracy"} ${pct(probs.accuracy)}` : ""}`,
     );
   const ran = r.detectors.filter((x) => x.status === "ran");
   lines.push(

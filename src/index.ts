@@ -99,3 +99,21 @@ export {
 export type { DifferentiableClassifier } from "./audit/types.js";
 export { translateOnnx, type TranslatedModel, type TranslateOptions } from "./audit/onnx-to-tf.js";
 export { checkTranslation } from "./audit/equivalence.js";
+export { auditModel, auditFinding, type AuditOptions, type AuditReport } from "./audit/audit.js";
+export {
+  neuralCleanse,
+  madAnomalyIndex,
+  type NeuralCleanseOptions,
+  type NeuralCleanseResult,
+  type ReversedTrigger,
+} from "./audit/neural-cleanse.js";
+export { decideVerdict, type Verdict, type LabelVerdict } from "./audit/verdict.js";
+export {
+  stripEntropies,
+  calibrateStrip,
+  stripFlags,
+  type StripOptions,
+  type BatchPredictor,
+} from "./audit/strip.js";
+export { buildAuditReportJson, type AuditReportJson } from "./audit/report-json.js";
+export { renderAuditHtml } from "./audit/report-html.js";

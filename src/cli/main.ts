@@ -26,6 +26,7 @@ import { registerAggregate, registerSignUpdate } from "./commands/aggregate.js";
 import { registerFlSim } from "./commands/fl-sim.js";
 import { registerDpa } from "./commands/dpa.js";
 import { registerScan } from "./commands/scan.js";
+import { registerAudit } from "./commands/audit.js";
 import { VERSION } from "../version.js";
 
 export function buildProgram(): Command {
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerDerive(program);
   registerScan(program);
+  registerAudit(program);
   registerModel(program);
   registerLedger(program);
   registerBom(program);

@@ -4,7 +4,7 @@
 // Every string that came from the user or the model (paths, class names, output names, input
 // ids, warnings) goes through `escapeHtml`.
 import { encodePng } from "../data/image-codec.js";
-import { escapeHtml } from "../scan/report-html.js";
+import { cards, escapeHtml, nextStepsSection } from "../report/html.js";
 import type { AuditLabelJson, AuditReportJson } from "./report-json.js";
 
 export function renderAuditHtml(report: AuditReportJson): string {
@@ -19,7 +19,7 @@ export function renderAuditHtml(report: AuditReportJson): string {
       ["clean images", fmt(report.data.used)],
       ["time", `${report.seconds.toFixed(1)} s`],
     ]),
-    nextStepsSection(report),
+    nextStepsSection("Next steps", report.nextSteps),
     normsSection(report),
     triggersSection(report),
     stripSection(report),
@@ -98,25 +98,6 @@ function verdictSection(r: AuditReportJson): string {
   return `<section class="verdict${v.backdoor ? " bad" : ""}"><div class="title">${title}</div>
 ${detail === "" ? "" : `<ul>${detail}</ul>`}
 <div class="muted">${escapeHtml(v.method === "reference" ? `Compared with ${r.references.length} reference model${r.references.length === 1 ? "" : "s"}: ${v.note}.` : `${capitalise(v.note)}.`)} ${escapeHtml(rule)}</div></section>`;
-}
-
-function cards(items: [string, string][]): string {
-  return `<div class="cards">${items
-    .map(
-      ([k, v]) =>
-        `<div class="card"><div class="k">${escapeHtml(k)}</div><div class="v">${escapeHtml(v)}</div></div>`,
-    )
-    .join("")}</div>`;
-}
-
-function nextStepsSection(r: AuditReportJson): string {
-  const items = r.nextSteps
-    .map(
-      (s) =>
-        `<li>${escapeHtml(s.why)}${s.command === null ? "" : `<pre class="cmd">${escapeHtml(s.command)}</pre>`}</li>`,
-    )
-    .join("");
-  return `<section><h2>Next steps</h2><ol class="steps">${items}</ol></section>`;
 }
 
 /** Grouped vertical bars: per label, the model's ‖m‖₁ and each reference's. */

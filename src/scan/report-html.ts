@@ -3,6 +3,9 @@
 // archived with the dataset or opened offline. Every string that came from the data (ids, labels,
 // texts, source and annotator names, n-grams, evidence) goes through `escapeHtml`.
 import type { JsonValue } from "../data/sample.js";
+import { cards, escapeHtml, nextStepsSection } from "../report/html.js";
+
+export { escapeHtml };
 import type { FlaggedSampleJson, ScanReportJson } from "./report-json.js";
 import type { SamplePreview } from "./scan.js";
 
@@ -28,7 +31,7 @@ export function renderReportHtml(report: ScanReportJson, options: HtmlOptions = 
       ["detectors", `${ran.length} ran, ${skipped.length} skipped`],
       ["time", `${report.seconds.toFixed(1)} s`],
     ]),
-    nextStepsSection(report),
+    nextStepsSection("What to do next", report.nextSteps),
     triggersSection(report.triggers),
     groupSection(
       "Classes",
@@ -66,16 +69,6 @@ ${sections.filter((s) => s !== "").join("\n")}
 `;
 }
 
-/** Escape text for HTML element content and quoted attribute values. */
-export function escapeHtml(value: unknown): string {
-  return String(value)
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
-
 const CSS = `
 :root { --fg: #1d232b; --muted: #5c6773; --line: #d9dee4; --bg: #f6f7f9; --bad: #c0392b; --ok: #2e7d5b; --bar: #4a6fa5; --mark: #ffe08a; }
 * { box-sizing: border-box; }
@@ -110,25 +103,6 @@ function header(r: ScanReportJson): string {
 <div class="muted">${escapeHtml(d.format)} · ${escapeHtml(d.content.join(", ") || "no content")} · ${fmt(d.samples)} samples (${fmt(d.labeled)} labeled) · ${d.classes.length} classes · ${fmt(d.sources)} sources · ${fmt(d.annotators)} annotators</div>
 <div class="muted">antidote ${escapeHtml(r.tool.version)} · ${escapeHtml(r.createdAt)} · report schema ${escapeHtml(r.schema)}/${r.schemaVersion} · dataset root <code>${escapeHtml(d.merkleRoot)}</code></div>
 </header>`;
-}
-
-function cards(items: [string, string][]): string {
-  return `<div class="cards">${items
-    .map(
-      ([k, v]) =>
-        `<div class="card"><div class="k">${escapeHtml(k)}</div><div class="v">${escapeHtml(v)}</div></div>`,
-    )
-    .join("")}</div>`;
-}
-
-function nextStepsSection(r: ScanReportJson): string {
-  const items = r.nextSteps
-    .map(
-      (s) =>
-        `<li>${escapeHtml(s.why)}${s.command !== null ? `<pre class="cmd">${escapeHtml(s.command)}</pre>` : ""}</li>`,
-    )
-    .join("\n");
-  return `<section><h2>What to do next</h2><ol class="steps">${items}</ol></section>`;
 }
 
 function triggersSection(triggers: JsonValue): string {

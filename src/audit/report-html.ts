@@ -97,7 +97,7 @@ function verdictSection(r: AuditReportJson): string {
       : `Rule: MAD anomaly index above ${v.thresholds.madThreshold} and held-out success rate at least ${pct(v.thresholds.minAsr)}.`;
   return `<section class="verdict${v.backdoor ? " bad" : ""}"><div class="title">${title}</div>
 ${detail === "" ? "" : `<ul>${detail}</ul>`}
-<div class="muted">${escapeHtml(v.method === "reference" ? `Compared with ${r.references.length} reference model${r.references.length === 1 ? "" : "s"}: ${v.note}.` : `${capitalise(v.note)}.`)} ${escapeHtml(rule)}</div></section>`;
+<div class="muted">${escapeHtml(v.method === "reference" ? `Compared with ${r.references.length} reference model${r.references.length === 1 ? "" : "s"}.` : `${capitalise(v.note)}.`)} ${escapeHtml(rule)}</div></section>`;
 }
 
 /** Grouped vertical bars: per label, the model's ‖m‖₁ and each reference's. */

@@ -72,6 +72,8 @@ describe("antidote audit", () => {
       clean.onnxPath,
       "--samples",
       "300",
+      "--steps",
+      "300",
       "--inputs",
       inputs,
       "--frr",

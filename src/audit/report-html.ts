@@ -4,7 +4,7 @@
 // Every string that came from the user or the model (paths, class names, output names, input
 // ids, warnings) goes through `escapeHtml`.
 import { encodePng } from "../data/image-codec.js";
-import { cards, escapeHtml, nextStepsSection } from "../report/html.js";
+import { cards, escapeHtml, htmlPage, nextStepsSection } from "../report/html.js";
 import type { AuditLabelJson, AuditReportJson } from "./report-json.js";
 
 export function renderAuditHtml(report: AuditReportJson): string {
@@ -26,46 +26,23 @@ export function renderAuditHtml(report: AuditReportJson): string {
     modelsSection(report),
     timingsSection(report),
   ];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Antidote audit — ${escapeHtml(report.model.path)}</title>
-<style>${CSS}</style>
-</head>
-<body>
-<main>
-${sections.filter((s) => s !== "").join("\n")}
-</main>
-</body>
-</html>
-`;
+  return htmlPage(`Antidote audit — ${report.model.path}`, CSS, sections);
 }
 
 const CSS = `
 :root { --fg: #1d232b; --muted: #5c6773; --line: #d9dee4; --bg: #f6f7f9; --bad: #c0392b; --ok: #2e7d5b; --bar: #4a6fa5; --ref: #a9b4c2; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-main { max-width: 1180px; margin: 0 auto; padding: 24px; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 .muted { color: var(--muted); } .bad { color: var(--bad); font-weight: 600; } .ok { color: var(--ok); font-weight: 600; }
 .verdict { background: #fff; border: 1px solid var(--line); border-left: 6px solid var(--ok); border-radius: 6px; padding: 12px 16px; margin: 16px 0; }
 .verdict.bad { border-left-color: var(--bad); }
 .verdict .title { font-size: 18px; font-weight: 700; }
-.cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 130px; }
-.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; } .card .v { font-size: 20px; font-weight: 600; }
-table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid var(--line); }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: middle; }
-th { background: #eef1f4; font-weight: 600; font-size: 13px; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.suspected td { background: #fdf1ef; }
 code, pre { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre.cmd { background: #1d232b; color: #f2f4f7; padding: 8px; overflow-x: auto; white-space: pre-wrap; word-break: break-word; margin: 4px 0; }
 img.trigger { width: 84px; height: 84px; image-rendering: pixelated; border: 1px solid var(--line); background: #000; }
 .chart { background: #fff; border: 1px solid var(--line); margin: 6px 0 10px; max-width: 100%; height: auto; }
 .legend span { display: inline-block; margin-right: 14px; } .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
-ol.steps li { margin-bottom: 10px; }
 `;
 
 function header(r: AuditReportJson): string {

@@ -3,7 +3,7 @@
 // archived with the dataset or opened offline. Every string that came from the data (ids, labels,
 // texts, source and annotator names, n-grams, evidence) goes through `escapeHtml`.
 import type { JsonValue } from "../data/sample.js";
-import { cards, escapeHtml, nextStepsSection } from "../report/html.js";
+import { cards, escapeHtml, htmlPage, nextStepsSection } from "../report/html.js";
 
 export { escapeHtml };
 import type { FlaggedSampleJson, ScanReportJson } from "./report-json.js";
@@ -52,37 +52,15 @@ export function renderReportHtml(report: ScanReportJson, options: HtmlOptions = 
     warningsSection(report.warnings),
     timingsSection(report),
   ];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Antidote scan — ${escapeHtml(d.name)}</title>
-<style>${CSS}</style>
-</head>
-<body>
-<main>
-${sections.filter((s) => s !== "").join("\n")}
-</main>
-</body>
-</html>
-`;
+  return htmlPage(`Antidote scan — ${d.name}`, CSS, sections);
 }
 
 const CSS = `
 :root { --fg: #1d232b; --muted: #5c6773; --line: #d9dee4; --bg: #f6f7f9; --bad: #c0392b; --ok: #2e7d5b; --bar: #4a6fa5; --mark: #ffe08a; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-main { max-width: 1180px; margin: 0 auto; padding: 24px; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 16px 0 6px; }
 .muted { color: var(--muted); } .bad { color: var(--bad); font-weight: 600; } .ok { color: var(--ok); }
-.cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 16px 0; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 150px; }
-.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; } .card .v { font-size: 20px; font-weight: 600; }
-table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid var(--line); }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: #eef1f4; font-weight: 600; font-size: 13px; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre, code { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 pre { background: #fff; border: 1px solid var(--line); padding: 8px; overflow-x: auto; white-space: pre-wrap; word-break: break-word; margin: 4px 0; }
 pre.cmd { background: #1d232b; color: #f2f4f7; border: 0; }
@@ -93,7 +71,6 @@ details summary { cursor: pointer; color: var(--muted); }
 .chart { background: #fff; border: 1px solid var(--line); margin: 6px 0 10px; }
 .pill { display: inline-block; padding: 0 6px; border-radius: 9px; background: #eef1f4; font-size: 12px; margin: 0 3px 3px 0; }
 .pill.bad { background: #fbe3e0; }
-ol.steps li { margin-bottom: 10px; }
 `;
 
 function header(r: ScanReportJson): string {

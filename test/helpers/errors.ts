@@ -23,3 +23,16 @@ export function expectAntidoteError(
 export function expectUsage(fn: () => unknown, message?: RegExp): void {
   expectAntidoteError(fn, message, "USAGE");
 }
+
+/** The AntidoteError `p` rejects with, as code and message; fails the test if it resolves. */
+export async function antidoteFailure(
+  p: Promise<unknown>,
+): Promise<{ code: AntidoteErrorCode; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    if (isAntidoteError(e)) return { code: e.code, message: e.message };
+    throw e;
+  }
+  throw new Error("expected an AntidoteError");
+}

@@ -1,5 +1,4 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { isAntidoteError, type AntidoteErrorCode } from "../../src/errors.js";
 import { openOnnxClassifier } from "../../src/onnx/classifier.js";
 import { exportOnnx } from "../../src/onnx/export.js";
 import { imageBatch } from "../../src/onnx/input.js";
@@ -18,20 +17,13 @@ import {
   trainFashionMlp,
   writeModel,
 } from "./fixtures.js";
+import { antidoteFailure } from "../helpers/errors.js";
 
 // The classifier over user-shaped graphs: the output it picks among several, a trailing Softmax,
 // a MatMul + Add head, a head it cannot read features from, a fixed batch size, symbolic spatial
 // dims — and one message for each model it cannot run as a classifier of this dataset.
 
-async function failure(p: Promise<unknown>): Promise<{ code: AntidoteErrorCode; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isAntidoteError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error("expected an AntidoteError");
-}
+const failure = antidoteFailure;
 
 const F = onnx.TensorProto.DataType.FLOAT;
 const tensorInfo = (name: string, dims: (number | string)[]): onnx.IValueInfoProto => ({

@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sample } from "../../src/data/sample.js";
 import { scanTableFromSamples } from "../../src/detect/table.js";
 import type { ScanTable } from "../../src/detect/types.js";
-import { isAntidoteError } from "../../src/errors.js";
 import { encodeNpyHeader } from "../../src/robust/npy.js";
 import { buildRepresentation, readUserMatrix } from "../../src/scan/representation.js";
 import { spamAssassinSamples } from "../helpers/real-data.js";
+import { antidoteFailure } from "../helpers/errors.js";
 
 // User-supplied features and probabilities on 400 real SpamAssassin emails: how they are matched
 // to samples, and that every mistake names the file, the row (and its sample) and the column.
@@ -49,15 +49,7 @@ function csv(name: string, lines: string[]): string {
   return path;
 }
 
-async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isAntidoteError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error("expected an AntidoteError");
-}
+const failure = antidoteFailure;
 
 // A model's probabilities: right with confidence 0.9 on every label.
 const probOf = (i: number, j: number) => (j === table.labels[i] ? 0.9 : 0.1);

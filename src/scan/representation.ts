@@ -51,9 +51,14 @@ export interface RepresentationOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+export type ProbabilitySource =
+  "pred-probs" | "model" | "feature-probe" | "text-proxy" | "image-proxy" | "tabular-proxy";
+
 /** What the detectors got, and where it came from, for the report. */
 export interface RepresentationSummary {
   probabilities: {
+    /** Where they came from; the scan trusts a weak or in-sample source's extremes only. */
+    kind: ProbabilitySource;
     from: string;
     /** Accuracy against the given labels: held out for proxies; in-sample for a model trained on these samples. */
     accuracy: number | null;
@@ -179,6 +184,7 @@ export async function buildRepresentation(
     warnings.push(...normaliseDistributions(aligned, table.ids, "--pred-probs"));
     rep.probs = aligned.data;
     rep.summary.probabilities = {
+      kind: "pred-probs",
       from: `--pred-probs ${options.predProbs}`,
       accuracy: heldOutAccuracy(aligned.data, table.labels, C),
       matchedBy: aligned.matchedBy,
@@ -186,6 +192,7 @@ export async function buildRepresentation(
   } else if (model?.probs !== undefined && labeledClasses >= 2) {
     rep.probs = model.probs;
     rep.summary.probabilities = {
+      kind: "model",
       from: model.probsFrom,
       accuracy: heldOutAccuracy(model.probs, table.labels, C),
       inSample: true,
@@ -212,6 +219,7 @@ export async function buildRepresentation(
     );
     rep.probs = probe.probs;
     rep.summary.probabilities = {
+      kind: "feature-probe",
       from: "linear probe on --features (5-fold logistic regression, out of sample)",
       accuracy: round(probe.accuracy),
     };
@@ -219,7 +227,7 @@ export async function buildRepresentation(
     const proxy = await proxyProbabilities(table, samples, options);
     if (proxy !== null) {
       rep.probs = proxy.probs;
-      rep.summary.probabilities = { from: proxy.from, accuracy: round(proxy.accuracy) };
+      rep.summary.probabilities = { kind: proxy.kind, from: proxy.from, accuracy: round(proxy.accuracy) };
       if (proxy.features !== undefined) {
         rep.features = proxy.features.data;
         rep.featureDims = proxy.features.dims;
@@ -329,6 +337,7 @@ async function runModel(
 }
 
 interface Proxy {
+  kind: ProbabilitySource;
   probs: Float32Array;
   accuracy: number;
   from: string;
@@ -352,6 +361,7 @@ async function proxyProbabilities(
     return {
       probs: r.probs,
       accuracy: r.accuracy,
+      kind: "image-proxy",
       from: `proxy: ${r.provenance.probs ?? "MLP on pixels"}`,
       features: { data: r.features, dims: r.featureDims, from: `proxy: ${r.provenance.features}` },
     };
@@ -364,6 +374,7 @@ async function proxyProbabilities(
     return {
       probs: r.probs,
       accuracy: r.accuracy,
+      kind: "text-proxy",
       from: "proxy: 5-fold logistic regression on hashed word TF-IDF (unigrams + bigrams)",
     };
   }
@@ -374,6 +385,7 @@ async function proxyProbabilities(
     return {
       probs: r.probs,
       accuracy: r.accuracy,
+      kind: "tabular-proxy",
       from: "proxy: 5-fold logistic regression on the tabular features",
       features: { data, dims, from: "the tabular features" },
     };

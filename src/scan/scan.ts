@@ -40,11 +40,6 @@ export interface RegisteredDetector {
   options?: (context: { seed: number; representation: RepresentationSummary }) => Record<string, unknown>;
 }
 
-function isImageProxy(representation: RepresentationSummary): boolean {
-  const from = representation.probabilities?.from ?? "";
-  return from.startsWith("proxy:") && from.includes("MLP");
-}
-
 /**
  * Every detector the scan knows, in the order they run. Adding one is one line here; each decides
  * for itself whether it applies to a dataset (`appliesTo`).
@@ -62,7 +57,7 @@ export const DETECTORS: readonly RegisteredDetector[] = [
     // The same holds for a user's model's probabilities on its own training data (in-sample): a
     // CNN 90% accurate on 12k Fashion-MNIST made confident learning flag 3.2% of the clean set.
     options: ({ representation }) =>
-      isImageProxy(representation) || representation.probabilities?.inSample === true
+      representation.probabilities?.kind === "image-proxy" || representation.probabilities?.kind === "model"
         ? { maxSelfConfidence: 0.005 }
         : {},
   },

@@ -9,6 +9,7 @@
 // MAD anomaly index and reversed-trigger ASR, which labels the MAD index alone would flag, and the
 // seconds spent. Then STRIP per backdoored model: thresholds at FRR 1% and 5% on clean test
 // images, the FRR on other clean images, and the FAR on test images triggered by the same simulator.
+// Last, the speed target: one CNN audited end to end with one CNN reference and nothing cached.
 // Exits 1 when a backdoor's target is missed or a clean model is flagged.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -224,6 +225,33 @@ console.log(
     "invert s: this model's Neural Cleanse; audit s: the whole audit, including references not inverted before.",
 );
 
+// The speed target: one audit of a 28×28 CNN, end to end and nothing cached — open, check the
+// translation, invert the model and one clean CNN reference, STRIP — as `antidote audit` runs it.
+const timedModel = built.find((b) => b.arch === "cnn" && b.target !== null);
+const timedReference = built.find((b) => b.arch === "cnn" && b.target === null);
+let timed: { model: string; reference: string; seconds: number; stages: AuditReport["timings"] } | null =
+  null;
+if (timedModel !== undefined && timedReference !== undefined) {
+  const started = performance.now();
+  const report = await auditModel(timedModel.path, {
+    data: "fashion-mnist:test",
+    samples: SAMPLES,
+    seed: 0,
+    references: [timedReference.path],
+  });
+  timed = {
+    model: timedModel.name,
+    reference: timedReference.name,
+    seconds: (performance.now() - started) / 1000,
+    stages: report.timings,
+  };
+  console.log(
+    `\nOne audit end to end, nothing cached: ${timed.model} against ${timed.reference}, STRIP included: ` +
+      `${timed.seconds.toFixed(1)} s (${timed.stages.map((t) => `${t.stage} ${t.seconds.toFixed(1)}`).join(", ")}); ` +
+      `target ≤ 120 s ${timed.seconds <= 120 ? "✓" : "✗"} (load average ${loadavg()[0]?.toFixed(1)})`,
+  );
+}
+
 // STRIP on the backdoored models, with the triggered test images of the same simulator.
 const test = toImages(await fashionSamples("test", 2000));
 const slice = (images: FashionImages, from: number, to: number) => ({
@@ -298,6 +326,7 @@ if (args.json !== undefined)
           ]),
         ),
         strip: stripJson,
+        timedAudit: timed,
       },
       null,
       2,

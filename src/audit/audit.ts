@@ -52,6 +52,12 @@ export interface AuditOptions {
   steps?: number;
   /** Further Neural Cleanse settings (batch size, thresholds …). */
   neuralCleanse?: Omit<NeuralCleanseOptions, "seed" | "maxSteps" | "onProgress" | "imageShape">;
+  /**
+   * Largest |ONNX Runtime − TF.js| accepted on the check batch before any gradient is taken
+   * (default 1e-4). Loosen it only for a model whose scores are large enough that float32
+   * rounding alone exceeds it; the report records the difference found either way.
+   */
+  translationTolerance?: number;
   /** Verdict thresholds. */
   ratio?: number;
   minAsr?: number;
@@ -139,6 +145,8 @@ interface OpenedModel {
 
 const DEFAULT_SAMPLES = 600;
 const CHECK_SAMPLES = 64;
+/** The issue's bar for trusting the differentiable copy. */
+export const DEFAULT_TRANSLATION_TOLERANCE = 1e-4;
 
 /** Audit an ONNX classifier for backdoors; see the module comment. */
 export async function auditModel(modelPath: string, options: AuditOptions): Promise<AuditReport> {
@@ -157,6 +165,9 @@ export async function auditModel(modelPath: string, options: AuditOptions): Prom
   const sampleCount = options.samples ?? DEFAULT_SAMPLES;
   if (!Number.isInteger(sampleCount) || sampleCount < 20)
     throw new AntidoteError("USAGE", `--samples: must be a whole number of at least 20, got ${sampleCount}.`);
+  const tolerance = options.translationTolerance ?? DEFAULT_TRANSLATION_TOLERANCE;
+  if (!(tolerance >= 0) || !Number.isFinite(tolerance))
+    throw new AntidoteError("USAGE", `--tolerance: must be a finite number ≥ 0, got ${tolerance}.`);
 
   const opened: OpenedModel[] = [];
   try {
@@ -190,7 +201,7 @@ export async function auditModel(modelPath: string, options: AuditOptions): Prom
     const check = Math.min(CHECK_SAMPLES, data.samples.length);
     for (const m of opened) {
       const batch = imageBatch(data.samples.slice(0, check), m.info.inputShape);
-      const { maxAbsDiff } = await checkTranslation(m.file, m.translated, batch, check);
+      const { maxAbsDiff } = await checkTranslation(m.file, m.translated, batch, check, tolerance);
       m.info.translationMaxAbsDiff = maxAbsDiff;
     }
 

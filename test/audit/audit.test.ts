@@ -206,6 +206,39 @@ describe("auditModel on bad inputs", () => {
     expect((e as Error).message).toMatch(message);
   };
 
+  it("refuses to take gradients through a copy that differs from ONNX Runtime by more than the tolerance", async () => {
+    // The copy agrees to within float32 rounding (a few 1e-7 on these MLPs), so a tolerance of 0
+    // is the way to make the check fail on a real model: the audit must stop before inverting,
+    // name the model and the difference, and record nothing.
+    const accepted = await auditModel(cleanA.onnxPath, base());
+    const diff = accepted.model.translationMaxAbsDiff;
+    expect(diff).toBeGreaterThan(0);
+    expect(diff).toBeLessThanOrEqual(1e-4);
+    const modelFindings = async (): Promise<number> => {
+      let count = 0;
+      for await (const _ of ledger.findings({ subjectType: "model" })) count++;
+      return count;
+    };
+    const before = await modelFindings();
+    const inverted: number[] = [];
+    await fails(
+      auditModel(cleanA.onnxPath, {
+        ...base(),
+        inversionCache: new Map(),
+        translationTolerance: 0,
+        ledger,
+        onInversion: (p) => inverted.push(p.step),
+      }),
+      "MODEL_UNSUPPORTED",
+      /clean-a\.onnx: the TF\.js translation of output ".+" differs from onnxruntime by up to \d\.\d\de-\d+ .*cannot trust gradients/,
+    );
+    expect(inverted).toEqual([]);
+    expect(await modelFindings()).toBe(before);
+    // Loosened to what was measured, it runs.
+    const loose = await auditModel(cleanA.onnxPath, { ...base(), translationTolerance: diff });
+    expect(loose.model.translationMaxAbsDiff).toBe(diff);
+  });
+
   it("refuses a reference of another task, data without images, and a file that is not ONNX", async () => {
     // A 5-class linear model on the same images: a valid ONNX classifier, of another task.
     const five = join(dir, "five.onnx");
@@ -235,6 +268,11 @@ describe("auditModel on bad inputs", () => {
       auditModel(cleanA.onnxPath, { ...base(), data: "spamassassin" }),
       "INPUT_FORMAT",
       /--data spamassassin: has no images/,
+    );
+    await fails(
+      auditModel(cleanA.onnxPath, { ...base(), translationTolerance: -1 }),
+      "USAGE",
+      /--tolerance: must be a finite number ≥ 0, got -1/,
     );
     const text = join(dir, "notes.onnx");
     writeFileSync(text, "this is not a model\n");

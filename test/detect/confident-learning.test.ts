@@ -5,6 +5,7 @@ import type { Sample } from "../../src/data/sample.js";
 import {
   confidentLearning,
   estimateConfidentJoint,
+  poissonQuantile,
   type ConfidentLearningOptions,
 } from "../../src/detect/confident-learning.js";
 import { outOfSampleProbs } from "../../src/detect/proxy-linear.js";
@@ -127,9 +128,14 @@ describe.runIf(hasFashionMnist())(
         `noise-structure, 10% flips: precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}`,
       );
       expect((result.summary.noiseStructure as { floor: number }).floor).toBeGreaterThan(0);
-      // Measured 0.805 / 0.818 (plain confident learning on the same probabilities: 0.50 / 0.90).
-      expect(m.precision).toBeGreaterThan(0.75);
-      expect(m.recall).toBeGreaterThan(0.75);
+      expect((result.summary.noiseStructure as { plateaus: unknown[] }).plateaus).toEqual([]);
+      // Measured 0.766 / 0.867 (each cell giving up only the floor: 0.805 / 0.818; plain confident
+      // learning on the same probabilities: 0.50 / 0.90). This linear proxy is 83 % accurate; the
+      // scan's MLP + CNN proxy does better (test/scan/scan-flips.test.ts).
+      expect(m.precision).toBeGreaterThan(0.74);
+      expect(m.recall).toBeGreaterThan(0.84);
+      const cap = (result.summary.noiseStructure as { cellCap: number; floor: number }).cellCap;
+      expect(cap).toBe(poissonQuantile((result.summary.noiseStructure as { floor: number }).floor, 0.75));
     });
 
     // A linear model on pixels is 83% accurate here, and its confident mistakes between the upper-body
@@ -163,6 +169,38 @@ describe.runIf(hasFashionMnist())(
       const sneaker = FASHION_MNIST_CLASSES.indexOf("Sneaker");
       const largest = Math.max(...joint.flatMap((row, i) => row.filter((_, j) => j !== i)));
       expect(joint[sandal]![sneaker]).toBe(largest);
+    });
+
+    // 30 % of the sneakers relabelled: every model learns p(Sandal | sneaker) ≈ 0.3, so their labels
+    // are never improbable enough to be candidates — the label plateau finds them instead.
+    it("noise-structure: finds a targeted relabel of 30% of a class by its label plateau", async () => {
+      const { out, gt } = await attack(
+        images,
+        { kind: "targeted-flip", from: "Sneaker", to: "Sandal", rate: 0.03, seed: 4 },
+        info,
+      );
+      const { table, result } = scan(out, { filterBy: "noise-structure" });
+      const structure = result.summary.noiseStructure as {
+        plateaus: { given: string; looksLike: string; leakage: number; flagged: number }[];
+      };
+      expect(structure.plateaus.map((p) => [p.given, p.looksLike])).toEqual([["Sandal", "Sneaker"]]);
+      const m = score(table, result, new Set(gt.poisoned.map((r) => r.id)));
+      console.log(
+        `label plateau ${JSON.stringify(structure.plateaus)}: precision ${m.precision.toFixed(3)}, recall ${m.recall.toFixed(3)}`,
+      );
+      // Each plateau flag says why, in words.
+      const explained = result.findings.filter((f) => typeof f.evidence.why === "string");
+      expect(explained).toHaveLength(structure.plateaus[0]!.flagged);
+      expect(explained[0]!.evidence.why).toMatch(
+        /^label plateau: typical Sneaker images get p\(Sandal\) ≈ 0\.\d\d, a targeted relabel Sneaker → Sandal$/,
+      );
+      expect(m.precision).toBeGreaterThan(PLATEAU_PRECISION);
+      expect(m.recall).toBeGreaterThan(PLATEAU_RECALL);
+      // Clean images and random flips have none (asserted on the same proxy).
+      expect(
+        (scan(images, { filterBy: "noise-structure" }).result.summary.noiseStructure as typeof structure)
+          .plateaus,
+      ).toEqual([]);
     });
 
     it("on clean images flags no more than the proxy's confident errors", () => {
@@ -239,6 +277,16 @@ describe("the confident joint", () => {
     expect(result.scores[2]).toBeCloseTo(0.9, 6);
   });
 
+  it("caps a cell at a Poisson quantile of the floor (hand-checked values)", () => {
+    // Poisson(3): P(X ≤ 4) = 0.815, P(X ≤ 5) = 0.916. Poisson(15): P(X ≤ 19) = 0.875, P(X ≤ 20) = 0.917.
+    expect(poissonQuantile(3, 0.9)).toBe(5);
+    expect(poissonQuantile(3, 0.8)).toBe(4);
+    expect(poissonQuantile(15, 0.9)).toBe(20);
+    expect(poissonQuantile(15, 0)).toBe(15);
+    // Past the pmf's underflow, the normal approximation: 1000 + 1.2816 · √1000 ≈ 1040.5.
+    expect(poissonQuantile(1000, 0.9)).toBe(1041);
+  });
+
   it("needs probabilities of the right shape, and says so", () => {
     const table: ScanTable = {
       ids: ["x", "y"],
@@ -258,3 +306,8 @@ describe("the confident joint", () => {
     expectUsage(() => confidentLearning.run(table, { filterBy: "nope" as "both" }), /filterBy/);
   });
 });
+
+// Measured with the linear pixel proxy on 6,000 images (the plateau test): leakage 0.18, precision
+// 0.934, recall 0.789 (the scan's MLP + CNN proxy at 12k: 0.97 / 0.88, bench:detect).
+const PLATEAU_PRECISION = 0.9;
+const PLATEAU_RECALL = 0.75;

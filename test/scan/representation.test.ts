@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Sample } from "../../src/data/sample.js";
+import { sampleDigest, type Sample } from "../../src/data/sample.js";
 import { scanTableFromSamples } from "../../src/detect/table.js";
 import type { ScanTable } from "../../src/detect/types.js";
 import { encodeNpyHeader } from "../../src/robust/npy.js";
@@ -189,5 +189,55 @@ describe("user mistakes", () => {
     const e = await failure(buildRepresentation(table, emails, { model: "m.onnx" }));
     expect(e).toMatchObject({ code: "USAGE" });
     expect(e.message).toMatch(/--model m\.onnx: sample ".*" has no image/);
+  });
+});
+
+// The image proxy: the CNN joins the MLP only where it can, and says why when it cannot.
+describe("the image proxy on images the CNN cannot take", () => {
+  function images(count: number, size: (i: number) => number): Sample[] {
+    return Array.from({ length: count }, (_, i) => {
+      const side = size(i);
+      const data = new Float32Array(side * side).map((_, p) => ((i * 7 + p * 3) % 11) / 10);
+      const image = { height: side, width: side, channels: 1, data };
+      return {
+        id: `img-${i}`,
+        digest: sampleDigest({ image }),
+        label: i % 2 === 0 ? "a" : "b",
+        image,
+        source: null,
+        annotations: [],
+        metadata: {},
+      };
+    });
+  }
+
+  it("uses the MLP alone on 3×3 images, and says so", async () => {
+    const samples = images(60, () => 3);
+    const rep = await buildRepresentation(scanTableFromSamples(samples, { classes: ["a", "b"] }), samples);
+    expect(rep.summary.probabilities?.kind).toBe("image-proxy");
+    expect(rep.summary.probabilities?.from).not.toMatch(/CNN/);
+    expect(rep.summary.warnings.join("\n")).toMatch(
+      /the image proxy is the MLP alone \(no CNN: images of 3×3 are too small for its two 2× poolings/,
+    );
+  });
+
+  it("names the first image whose shape differs (same pixel count, other sides)", async () => {
+    // 36 values each: 6×6, and one 4×9 — the MLP can still take it, the CNN cannot.
+    const samples = images(40, () => 6);
+    samples[17] = {
+      ...samples[17]!,
+      image: { height: 4, width: 9, channels: 1, data: new Float32Array(36) },
+    };
+    const rep = await buildRepresentation(scanTableFromSamples(samples, { classes: ["a", "b"] }), samples);
+    expect(rep.summary.warnings.join("\n")).toMatch(/no CNN: sample "img-17" is 4×9×1, the first 6×6×1/);
+  });
+
+  it("--image-proxy mlp: the MLP alone, without a warning", async () => {
+    const samples = images(60, () => 8);
+    const rep = await buildRepresentation(scanTableFromSamples(samples, { classes: ["a", "b"] }), samples, {
+      imageProxy: "mlp",
+    });
+    expect(rep.summary.probabilities?.from).not.toMatch(/CNN/);
+    expect(rep.summary.warnings).toEqual([]);
   });
 });

@@ -44,6 +44,7 @@ const scanFlags = z
       )
       .optional(),
     seed: z.coerce.number().int("must be an integer").default(0),
+    imageProxy: z.enum(["mlp", "mlp+cnn"]).default("mlp+cnn"),
     json: z.boolean().optional(),
     quiet: z.boolean().optional(),
   })
@@ -91,6 +92,12 @@ export function registerScan(program: Command): void {
       )
       .option("--ledger-key <path>", "the ledger's signing key (default: ledger-key.pem beside the ledger)")
       .option("--detectors <names>", `comma-separated detectors to run (default: all that apply: ${names})`)
+      .option(
+        "--image-proxy <kind>",
+        "without --model/--pred-probs, the image proxy's probabilities: mlp+cnn (k-fold MLP and CNN averaged; " +
+          "finds label flips best) or mlp (the MLP alone: a 12k-image scan in ≈ 45 s instead of ≈ 4 min)",
+        "mlp+cnn",
+      )
       .option("--seed <n>", "seed for the proxy model, MinHash and the ensemble's permutations", "0")
       .option("--json", "print a JSON summary on stdout (report.json has everything)")
       .option("--quiet", "print only where the reports are")
@@ -98,8 +105,9 @@ export function registerScan(program: Command): void {
         "after",
         `
 Without --features / --pred-probs / --model, the scan builds its own proxy model: hashed word
-TF-IDF and 5-fold logistic regression for text, an MLP on pixels for images (probabilities and
-features), logistic regression on tabular features.
+TF-IDF and 5-fold logistic regression for text; for images, 3-fold MLP and CNN on pixels whose
+probabilities are averaged, and the MLP's hidden layer as features (--image-proxy mlp: the MLP
+alone); logistic regression on tabular features.
 With --model, ONNX Runtime runs your image classifier over every sample: its probabilities, and
 the activations entering its final Gemm/MatMul as features. On the model's own training data its
 probabilities are in-sample (confident learning finds fewer flips than with out-of-fold ones).
@@ -145,6 +153,7 @@ Then act on it (report.html lists these commands with your paths):
         output: f.output,
         detectors: f.detectors,
         seed: f.seed,
+        imageProxy: f.imageProxy,
         ...(ledger !== undefined ? { ledger } : {}),
         onStage: progress.stage,
         onSample: progress.sample,

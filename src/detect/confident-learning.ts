@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
-import { normalQuantile } from "../math/linalg.js";
+import { median, normalQuantile, quantile } from "../math/linalg.js";
 import type { Finding } from "../ledger/types.js";
 import type { Detector, DetectorResult, ScanTable } from "./types.js";
 
@@ -305,7 +305,7 @@ export const confidentLearning: Detector<ConfidentLearningOptions> = {
                   given: classes[p.given],
                   looksLike: classes[p.looksLike],
                   leakage: round(p.leakage),
-                  flagged: p.flagged,
+                  flagged: p.members.length,
                 })),
               },
             }
@@ -412,7 +412,6 @@ export function noiseStructure(
       selected.push(i);
       suggested.push([i, plateau.looksLike]);
       taken.add(i);
-      plateau.flagged++;
       plateau.members.push(i);
     }
   }
@@ -426,9 +425,7 @@ export interface LabelPlateau {
   looksLike: number;
   /** Median p(y) over the samples labeled j that the model predicts as j. */
   leakage: number;
-  /** Samples labeled y whose top class is j: what the plateau flags (not already flagged). */
-  flagged: number;
-  /** Their indices. */
+  /** Samples labeled y whose top class is j (not already flagged by the cells): what the plateau flags. */
   members: number[];
 }
 
@@ -464,22 +461,18 @@ export function labelPlateaus(
     for (let y = 0; y < C; y++) {
       if (y === j) continue;
       for (let k = 0; k < rows.length; k++) column[k] = probs[(rows[k] as number) * C + y] as number;
-      leakage.push([y, j, medianOf(column.subarray(0, rows.length))]);
+      leakage.push([y, j, median(column.subarray(0, rows.length))]);
     }
   }
   if (leakage.length === 0) return [];
-  const sorted = leakage.map(([, , v]) => v).sort((a, b) => a - b);
-  const p90 = sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] as number;
+  const p90 = quantile(
+    leakage.map(([, , v]) => v),
+    0.9,
+  );
   return leakage
     .filter(([, , v]) => v >= min && v >= ratio * p90)
     .sort((a, b) => b[2] - a[2])
-    .map(([y, j, v]) => ({ given: y, looksLike: j, leakage: v, flagged: 0, members: [] }));
-}
-
-function medianOf(values: Float64Array): number {
-  const v = Float64Array.from(values).sort();
-  const mid = v.length >> 1;
-  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+    .map(([y, j, v]) => ({ given: y, looksLike: j, leakage: v, members: [] }));
 }
 
 /** The smallest k with P(X ≤ k) ≥ q for X ~ Poisson(mean); q = 0 gives the mean itself. */

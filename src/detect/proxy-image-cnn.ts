@@ -18,10 +18,11 @@
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
+import { argmax } from "../math/linalg.js";
 import { Rng } from "../math/rng.js";
 import { defaultArchitecture, pooledSide, type Architecture } from "../nn/architectures.js";
 import { predictNet, trainClassifier } from "../nn/train.js";
-import { stratifiedFolds } from "./proxy-linear.js";
+import { foldRows, stratifiedFolds } from "./proxy-linear.js";
 
 export const cnnProxyOptionsSchema = z.object({
   folds: z.number().int().min(2).max(20).default(3),
@@ -127,12 +128,7 @@ export async function cnnOutOfSampleProbs(
     const seed = r === 0 ? opts.seed : `${String(opts.seed)}/repeat${r}`;
     const fold = stratifiedFolds(labels, classes, opts.folds, new Rng(seed));
     for (let f = 0; f < opts.folds; f++) {
-      const train: number[] = [];
-      const test: number[] = [];
-      for (let i = 0; i < n; i++) {
-        if (fold[i] === f) test.push(i);
-        else if (labels[i]! >= 0) train.push(i);
-      }
+      const { train, test } = foldRows(fold, labels, f);
       const x = new Float32Array(train.length * per);
       const y = new Uint8Array(train.length);
       train.forEach((i, j) => {
@@ -202,10 +198,4 @@ function describe(a: Architecture): string {
   if (a.kind !== "cnn") return a.kind;
   const k = `${a.kernel}×${a.kernel}`;
   return `conv ${a.channels[0]}@${k} → pool → conv ${a.channels[1]}@${k} → pool${a.hidden !== undefined ? ` → dense ${a.hidden}` : ""}`;
-}
-
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let c = 1; c < p.length; c++) if (p[c]! > p[best]!) best = c;
-  return best;
 }

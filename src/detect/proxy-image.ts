@@ -14,9 +14,10 @@
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
+import { argmax } from "../math/linalg.js";
 import { Rng } from "../math/rng.js";
 import { initParameters, modelSpec, Trainer, type Examples } from "../robust/fl/model.js";
-import { stratifiedFolds } from "./proxy-linear.js";
+import { foldRows, stratifiedFolds } from "./proxy-linear.js";
 
 export const imageProxyOptionsSchema = z.object({
   /** Folds for the out-of-sample probabilities. */
@@ -110,13 +111,8 @@ export function imageProxyFeatures(
     let correct = 0;
     let labeled = 0;
     for (let f = 0; f < opts.folds; f++) {
-      const trainRows: number[] = [];
-      const testRows: number[] = [];
-      for (let i = 0; i < n; i++) {
-        if (fold[i] === f) testRows.push(i);
-        else if (labels[i]! >= 0) trainRows.push(i);
-      }
-      const params = train(Int32Array.from(trainRows), `fold${f}`);
+      const { train: trainRows, test: testRows } = foldRows(fold, labels, f);
+      const params = train(trainRows, `fold${f}`);
       let foldCorrect = 0;
       let foldLabeled = 0;
       for (const i of testRows) {
@@ -242,10 +238,4 @@ function standardized(x: Float32Array, n: number, cols: number, minSd: number): 
   for (let i = 0; i < n; i++)
     for (let j = 0; j < cols; j++) out[i * cols + j] = (x[i * cols + j]! - mean[j]!) * scale[j]!;
   return out;
-}
-
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let c = 1; c < p.length; c++) if (p[c]! > p[best]!) best = c;
-  return best;
 }

@@ -11,6 +11,7 @@ import { AntidoteError } from "../errors.js";
 import type { FeatureMatrix, SparseRows } from "../features/matrix.js";
 import { parseOptions } from "../features/options.js";
 import type { SparseVector } from "../math/sparse.js";
+import { argmax } from "../math/linalg.js";
 import { Rng } from "../math/rng.js";
 
 /** Sparse rows (hashed TF-IDF) or a dense row-major matrix (pixels, embeddings). */
@@ -78,13 +79,8 @@ export function outOfSampleProbs(
     stepScale: opts.stepScale ?? layout.stepScale,
   };
   for (let f = 0; f < opts.folds; f++) {
-    const train: number[] = [];
-    const test: number[] = [];
-    for (let i = 0; i < labels.length; i++) {
-      if (fold[i] === f) test.push(i);
-      else if ((labels[i] as number) >= 0) train.push(i);
-    }
-    const model = trainSoftmax(data, labels, C, Int32Array.from(train), schedule, rng);
+    const { train, test } = foldRows(fold, labels, f);
+    const model = trainSoftmax(data, labels, C, train, schedule, rng);
     let foldCorrect = 0;
     let foldLabeled = 0;
     const p = new Float64Array(C);
@@ -129,6 +125,21 @@ export function stratifiedFolds(labels: Int32Array, classes: number, folds: numb
     }
   }
   return fold;
+}
+
+/** Fold `f`'s held-out rows (every sample dealt to it) and its training rows (the other folds' labeled samples). */
+export function foldRows(
+  fold: Uint8Array,
+  labels: Int32Array,
+  f: number,
+): { train: Int32Array; test: number[] } {
+  const train: number[] = [];
+  const test: number[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    if (fold[i] === f) test.push(i);
+    else if ((labels[i] as number) >= 0) train.push(i);
+  }
+  return { train: Int32Array.from(train), test };
 }
 
 // The rows in the layout they came in (exactly one of sparse / dense is set), with the
@@ -343,12 +354,6 @@ function softmaxInPlace(z: Float64Array): void {
     sum += e;
   }
   for (let c = 0; c < z.length; c++) z[c] = (z[c] as number) / sum;
-}
-
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let c = 1; c < p.length; c++) if ((p[c] as number) > (p[best] as number)) best = c;
-  return best;
 }
 
 function checkLabels(labels: Int32Array, C: number, folds: number): void {

@@ -442,6 +442,13 @@ export function robustCovariance(x: Matrix, options: RobustCovarianceOptions = {
 // ---------------------------------------------------------------------------------------------
 // Robust one-dimensional statistics and quantiles.
 
+/** Index of the largest value (the first of ties). */
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let c = 1; c < values.length; c++) if ((values[c] as number) > (values[best] as number)) best = c;
+  return best;
+}
+
 /** The median of the finite values (NaN when there are none). */
 export function median(values: ArrayLike<number>): number {
   return quantile(values, 0.5);

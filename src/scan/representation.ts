@@ -34,6 +34,10 @@ export interface UserMatrix {
   columns?: string[];
 }
 
+/** The built-in image proxy's choices (`--image-proxy`), the default first. */
+export const IMAGE_PROXIES = ["mlp+cnn", "mlp"] as const;
+export type ImageProxyKind = (typeof IMAGE_PROXIES)[number];
+
 export interface RepresentationOptions {
   /** `--features`: .npy (float32/float64, n × k) or CSV (optionally with an id column). */
   features?: string;
@@ -51,7 +55,7 @@ export interface RepresentationOptions {
    * both k-fold; "mlp" is the MLP alone (≈ 6× faster, weaker for confident learning). Features are
    * the MLP's either way.
    */
-  imageProxy?: "mlp" | "mlp+cnn";
+  imageProxy?: ImageProxyKind;
   /** Called as each stage starts and ends, for progress. */
   onStage?: (stage: string) => void;
   /** Progress of model inference: samples done of all. */
@@ -375,7 +379,7 @@ async function proxyProbabilities(
       from: `proxy: ${r.provenance.probs ?? "MLP on pixels"}`,
       features,
     };
-    if ((options.imageProxy ?? "mlp+cnn") === "mlp") return mlpOnly;
+    if (options.imageProxy === "mlp") return mlpOnly;
     // The CNN joins only where it can: one image shape for all, small enough to train on a CPU.
     const shape = { height: first.image.height, width: first.image.width, channels: first.image.channels };
     const odd = samples.find(

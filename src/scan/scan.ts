@@ -18,7 +18,12 @@ import { parseOptions } from "../features/options.js";
 import type { Finding, Ledger } from "../ledger/types.js";
 import { merkleRoot } from "../provenance/merkle.js";
 import { combineResults, type EnsembleOptions, type EnsembleResult } from "./ensemble.js";
-import { buildRepresentation, checkModelFile, type RepresentationSummary } from "./representation.js";
+import {
+  buildRepresentation,
+  checkModelFile,
+  IMAGE_PROXIES,
+  type RepresentationSummary,
+} from "./representation.js";
 import { spectre } from "../detect/spectre.js";
 import { spectralSignature } from "../detect/spectral-signature.js";
 import { activationClustering } from "../detect/activation-clustering.js";
@@ -100,7 +105,7 @@ export const scanOptionsSchema = z.object({
   detectors: z.array(z.string().min(1)).min(1).optional(),
   seed: z.number().int().default(0),
   /** The built-in image proxy's probabilities (see RepresentationOptions.imageProxy). */
-  imageProxy: z.enum(["mlp", "mlp+cnn"]).default("mlp+cnn"),
+  imageProxy: z.enum(IMAGE_PROXIES).default(IMAGE_PROXIES[0]),
   /** Flagged samples given a preview (image thumbnail or text excerpt) for the HTML report. */
   previews: z.number().int().min(0).max(100_000).default(500),
 });

@@ -5,23 +5,18 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Sample } from "../../src/data/sample.js";
 import { channelsFirst, cnnOutOfSampleProbs, cnnProxyUnsupported } from "../../src/detect/proxy-image-cnn.js";
 import { imageProxyFeatures } from "../../src/detect/proxy-image.js";
+import { argmaxRows } from "../../src/nn/train.js";
 import { antidoteFailure } from "../helpers/errors.js";
 import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
 
 const FM_SHAPE = { height: 28, width: 28, channels: 1 };
 const C = 10;
 
+/** Share of the labeled samples (label ≥ 0) whose top class is their label. */
 function accuracy(probs: Float32Array, labels: Int32Array): number {
-  let correct = 0;
-  let labeled = 0;
-  labels.forEach((y, i) => {
-    if (y < 0) return;
-    labeled++;
-    let best = 0;
-    for (let c = 1; c < C; c++) if (probs[i * C + c]! > probs[i * C + best]!) best = c;
-    if (best === y) correct++;
-  });
-  return correct / labeled;
+  const top = argmaxRows(probs, C);
+  const labeled = labels.filter((y) => y >= 0);
+  return labels.filter((y, i) => y >= 0 && top[i] === y).length / labeled.length;
 }
 
 describe.runIf(hasFashionMnist())("cnnOutOfSampleProbs on 3,000 Fashion-MNIST images", () => {

@@ -332,8 +332,8 @@ export const confidentLearning: Detector<ConfidentLearningOptions> = {
  * are zero, so the flags' false-positive rate does not rest on the model being accurate.
  * Measured on 12k Fashion-MNIST (3-fold pixel-MLP proxy, ≈ 85 % accurate, each cell giving up the
  * floor): clean 0 flagged (plain confident learning: 7.4 %); 10 % random flips precision 0.82,
- * recall 0.83. With the scan's MLP + CNN proxy (≈ 88 %), giving up the floor: 0.88 / 0.84; up to
- * the 0.75 quantile: 0.87 / 0.90 — the quantile trades precision for recall along the proxy's own
+ * recall 0.83. With the scan's MLP + CNN proxy (≈ 88 %), giving up the floor: 0.877 / 0.828; up
+ * to the 0.75 quantile: 0.863 / 0.873 — the quantile trades precision for recall along the proxy's own
  * curve, which is why it is an option (0 = the floor).
  */
 export function noiseStructure(

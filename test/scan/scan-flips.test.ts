@@ -80,8 +80,9 @@ describe.runIf(hasFashionMnist())(`scan: ${COUNT} Fashion-MNIST images, no model
   );
 });
 
-// Measured here: clean 0 flagged (proxy 86.9 % accurate); 10 % flips precision 0.813, recall 0.875,
-// the real label suggested for 468 of 522 flagged flips. The issue's targets (0.85 / 0.90) are
-// bench:detect's, at 12,000 images, where the proxy is more accurate.
-const PRECISION_FLOOR = 0.78;
-const RECALL_FLOOR = 0.85;
+// Measured here: clean 0 flagged (proxy 86.9 % accurate); 10 % flips precision 0.826, recall 0.888,
+// the real label suggested for 478 of 533 flagged flips (confident learning taking each cell's own
+// lowest instead of the same count across cells: 0.813 / 0.875). The issue's targets (0.85 / 0.90)
+// are bench:detect's, at 12,000 images, where the proxy is more accurate.
+const PRECISION_FLOOR = 0.8;
+const RECALL_FLOOR = 0.86;

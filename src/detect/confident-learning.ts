@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
-import { median, normalQuantile, quantile } from "../math/linalg.js";
+import { argmax, median, normalQuantile, quantile } from "../math/linalg.js";
 import type { Finding } from "../ledger/types.js";
 import type { Detector, DetectorResult, ScanTable } from "./types.js";
 
@@ -430,9 +430,10 @@ export function noiseStructure(
   }
   // Targeted relabels too large for the candidates above (their labels keep p ≈ the relabelled share).
   const plateaus = labelPlateaus(labels, probs, C, opts.plateauMin, opts.plateauRatio);
+  const row = new Float32Array(C);
   for (const plateau of plateaus) {
     for (let i = 0; i < labels.length; i++) {
-      if (labels[i] !== plateau.given || taken.has(i) || !looksLikeUnderRelabel(probs, i, C, plateau))
+      if (labels[i] !== plateau.given || taken.has(i) || !looksLikeUnderRelabel(probs, i, C, plateau, row))
         continue;
       take(i, plateau.looksLike);
       plateau.members.push(i);
@@ -456,26 +457,26 @@ export function noiseStructure(
  * Whether sample i, labeled `given`, would be predicted `looksLike` by a model that had not learned
  * the relabel. A model trained on data where a share r of class j was relabelled y learns
  * p(j | x) = (1 − r)·q(j | x) and p(y | x) = q(y | x) + r·q(j | x), q being what it would have
- * learned from clean labels; inverting that (r ≈ the plateau's leakage) recovers q. The relabelled
- * images at the boundary — where p(y) edges past p(j) only because of the relabel — come back to
- * j. On 12k Fashion-MNIST with 30 % of the sneakers relabelled as sandals (MLP + CNN proxy) this
- * raised recall from 0.883 (the samples whose top class is j) to 0.92 at precision 0.93 (from 0.97).
+ * learned from clean labels; inverting that (r ≈ the plateau's leakage, < 0.5 since it is p(y)
+ * on samples whose top class is j) recovers q. The relabelled images at the boundary — where p(y)
+ * edges past p(j) only because of the relabel — come back to j. On 12k Fashion-MNIST with 30 % of
+ * the sneakers relabelled as sandals (MLP + CNN proxy) this raised confident learning's recall
+ * from 0.883 (the samples whose top class is j) to 0.933, at precision 0.926 (from 0.972).
+ * `row` is scratch space of C values.
  */
-function looksLikeUnderRelabel(probs: Float32Array, i: number, C: number, plateau: LabelPlateau): boolean {
-  const r = Math.min(plateau.leakage, 0.9);
+function looksLikeUnderRelabel(
+  probs: Float32Array,
+  i: number,
+  C: number,
+  plateau: LabelPlateau,
+  row: Float32Array,
+): boolean {
+  const r = plateau.leakage;
   const j = plateau.looksLike;
-  let best = -1;
-  let bestScore = -Infinity;
-  const qj = (probs[i * C + j] as number) / (1 - r);
-  for (let c = 0; c < C; c++) {
-    const p = probs[i * C + c] as number;
-    const q = c === j ? qj : c === plateau.given ? p - r * qj : p;
-    if (q > bestScore) {
-      bestScore = q;
-      best = c;
-    }
-  }
-  return best === j;
+  row.set(probs.subarray(i * C, (i + 1) * C));
+  row[j] = (row[j] as number) / (1 - r);
+  row[plateau.given] = (row[plateau.given] as number) - r * row[j];
+  return argmax(row) === j;
 }
 
 export interface LabelPlateau {

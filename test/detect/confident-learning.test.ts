@@ -316,9 +316,10 @@ describe("the confident joint", () => {
     const labels: number[] = [];
     for (let c = 0; c < C; c++)
       for (let k = 0; k < 100; k++) {
+        // Each row sums to 1: three (or four) classes at 0.01, the rest as set.
         const row = new Array<number>(C).fill(0.01);
         if (c === 1) {
-          row[1] = 0.74 - 0.03;
+          row[1] = 0.71;
           row[2] = 0.26;
         } else row[c] = 0.96;
         rows.push(row);

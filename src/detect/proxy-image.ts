@@ -7,7 +7,8 @@
 // Which model each number comes from matters, and differs on purpose:
 // - probs[i] comes from the model of the one fold that did not train on sample i (stratified
 //   k-fold, as in proxy-linear.ts), so a mislabeled sample cannot vouch for its own label;
-// - features[i] comes from ONE model trained on every labeled sample, poison included. A
+// - features[i] comes from one model trained on every labeled sample, poison included (and, with
+//   `featureModels` > 1, the replicates from further such models from other random starts). A
 //   backdoor is only visible in a representation that has learned the trigger — a model that
 //   never saw the poison maps a patched shirt to where shirts go — and every sample must be
 //   embedded by the same model, since the detectors compare samples within a class.
@@ -24,6 +25,13 @@ export const imageProxyOptionsSchema = z.object({
   folds: z.number().int().min(2).max(20).default(3),
   /** Compute out-of-sample probabilities too (k more models); false trains only the feature model. */
   outOfSample: z.boolean().default(true),
+  /**
+   * Feature models trained on everything, each from its own random start. The first gives
+   * `features`; the others `featureReplicates`, which SPECTRE tests too: whether one model's top
+   * whitened direction shows the trigger as a separate mode is a matter of its random start
+   * (measured: two of four starts separated a 0.5 % patch, the other two did not).
+   */
+  featureModels: z.number().int().min(1).max(16).default(1),
   /** Width of the hidden layer: the dimension of the features. */
   hidden: z.number().int().min(2).max(1024).default(64),
   /** Passes over the training data per model. */
@@ -54,6 +62,14 @@ export interface ImageProxyResult {
   /** Row-major n × featureDims hidden-layer activations of the feature model. */
   features: Float32Array;
   featureDims: number;
+  /** The hidden-layer activations of the other `featureModels − 1` feature models (same shape as `features`). */
+  featureReplicates: Float32Array[];
+  /**
+   * Row-major n × C probabilities of the (first) feature model: in sample for the labeled rows,
+   * out of sample for the unlabeled ones — which is what a model trained without some rows (their
+   * labels set to −1) says about them.
+   */
+  featureModelProbs: Float32Array;
   /** Accuracy of the feature model on the labeled samples it was trained on. */
   trainAccuracy: number;
   /** In words, which model produced the features and which the probabilities (for the report). */
@@ -80,11 +96,11 @@ export function imageProxyFeatures(
   const examples = toExamples(images, labels, C, opts.folds, opts.standardize ? opts.minPixelSd : null);
   const spec = modelSpec("mlp", { inputs: examples.inputs, classes: C, hidden: opts.hidden });
   const trainer = new Trainer(spec);
-  const total = opts.outOfSample ? opts.folds + 1 : 1;
+  const total = (opts.outOfSample ? opts.folds : 0) + opts.featureModels;
   let done = 0;
 
-  const train = (rows: Int32Array, name: string): Float32Array => {
-    const params = initParameters(spec, new Rng(`${String(opts.seed)}/init`));
+  const train = (rows: Int32Array, name: string, start = "init"): Float32Array => {
+    const params = initParameters(spec, new Rng(`${String(opts.seed)}/${start}`));
     const rng = new Rng(`${String(opts.seed)}/${name}`);
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
       const update = trainer.trainLocal(
@@ -131,17 +147,28 @@ export function imageProxyFeatures(
 
   const labeledRows: number[] = [];
   for (let i = 0; i < n; i++) if (labels[i]! >= 0) labeledRows.push(i);
-  const params = train(Int32Array.from(labeledRows), "features");
   const H = opts.hidden;
-  const features = new Float32Array(n * H);
   const activations = new Float32Array(H);
   const p = new Float32Array(C);
+  const featureModelProbs = new Float32Array(n * C);
   let trainCorrect = 0;
-  for (let i = 0; i < n; i++) {
-    trainer.hiddenActivations(params, examples, i, activations, p);
-    features.set(activations, i * H);
-    if (labels[i]! >= 0 && argmax(p) === labels[i]) trainCorrect++;
+  const featureSets: Float32Array[] = [];
+  for (let m = 0; m < opts.featureModels; m++) {
+    const params =
+      m === 0
+        ? train(Int32Array.from(labeledRows), "features")
+        : train(Int32Array.from(labeledRows), `features-${m + 1}`, `init-${m + 1}`);
+    const features = new Float32Array(n * H);
+    for (let i = 0; i < n; i++) {
+      trainer.hiddenActivations(params, examples, i, activations, p);
+      features.set(activations, i * H);
+      if (m > 0) continue;
+      featureModelProbs.set(p, i * C);
+      if (labels[i]! >= 0 && argmax(p) === labels[i]) trainCorrect++;
+    }
+    featureSets.push(features);
   }
+  const [features, ...featureReplicates] = featureSets as [Float32Array, ...Float32Array[]];
 
   const recipe =
     `${examples.inputs}→${H} ReLU→${C} MLP on ${opts.standardize ? "z-scored" : "[0, 1]"} pixels, ` +
@@ -153,10 +180,12 @@ export function imageProxyFeatures(
     fold,
     features,
     featureDims: H,
+    featureReplicates,
+    featureModelProbs,
     trainAccuracy: labeledRows.length === 0 ? NaN : trainCorrect / labeledRows.length,
     provenance: {
       features:
-        `hidden-layer activations of one ${recipe} trained on all ${labeledRows.length} labeled samples ` +
+        `hidden-layer activations of ${opts.featureModels === 1 ? "one" : `${opts.featureModels} (from independent random starts)`} ${recipe} trained on all ${labeledRows.length} labeled samples ` +
         "(suspect ones included: a backdoor shows only in a representation that has learned its trigger)",
       probs: opts.outOfSample
         ? `each sample's probabilities from the ${recipe} of the one of ${opts.folds} stratified folds that did not train on it`
@@ -164,6 +193,41 @@ export function imageProxyFeatures(
     },
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * The reclassifier of the exclusion check (exclusion-check.ts): n × C probabilities from one MLP
+ * trained without the `excluded` rows (and without unlabeled ones). Past `maxTrainRows` the model
+ * trains on a random subset of the rest — it only has to say what the excluded samples look
+ * like, and a 60k dataset would otherwise cost a minute.
+ */
+export function imageProbabilitiesWithout(
+  images: Float32Array,
+  labels: Int32Array,
+  classes: number,
+  excluded: Uint8Array,
+  options: { seed?: number | string; maxTrainRows?: number } = {},
+): Float32Array {
+  const seed = options.seed ?? 0;
+  const max = options.maxTrainRows ?? 12_000;
+  const trainLabels = Int32Array.from(labels);
+  const rest: number[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    if (excluded[i] === 1) trainLabels[i] = -1;
+    else if ((labels[i] as number) >= 0) rest.push(i);
+  }
+  if (rest.length > max) {
+    const rng = new Rng(`${String(seed)}/exclusion-subset`);
+    for (let k = rest.length - 1; k > 0; k--) {
+      const j = Math.floor(rng.next() * (k + 1));
+      [rest[k], rest[j]] = [rest[j] as number, rest[k] as number];
+    }
+    for (const i of rest.slice(max)) trainLabels[i] = -1;
+  }
+  return imageProxyFeatures(images, trainLabels, classes, {
+    seed: `${String(seed)}/exclusion`,
+    outOfSample: false,
+  }).featureModelProbs;
 }
 
 // Validates the boundary (shapes, labels, finite pixels — naming the sample) and packs the

@@ -33,6 +33,12 @@ export interface ScanTable {
   /** Dense representation, row-major n × featureDims: penultimate-layer activations of a model. */
   features?: Float32Array;
   featureDims?: number;
+  /**
+   * The same representation from models trained from other random starts (each n × featureDims),
+   * when the scan trained its own: detectors whose verdict hangs on one model's random start
+   * (SPECTRE) test each of them.
+   */
+  featureReplicates?: Float32Array[];
   /** Out-of-sample predicted probabilities, row-major n × classes.length (each row sums to 1). */
   probs?: Float32Array;
 }

@@ -48,6 +48,7 @@ export function renderReportHtml(report: ScanReportJson, options: HtmlOptions = 
     ),
     samplesSection(report.flagged, previews, maxSamples),
     detectorsSection(report),
+    exclusionCheckSection(report),
     representationSection(report),
     warningsSection(report.warnings),
     timingsSection(report),
@@ -250,6 +251,22 @@ function detectorsSection(r: ScanReportJson): string {
   return `<section><h2>Detectors</h2>
 <p class="muted">${escapeHtml(r.ensemble.method)}.</p>
 <table><thead><tr><th>detector</th><th class="num">flagged</th><th class="num">time</th><th>threshold</th><th>details</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
+function exclusionCheckSection(r: ScanReportJson): string {
+  const x = r.exclusionCheck;
+  if (x === null) return "";
+  if (x.groups.length === 0)
+    return `<section><h2>Exclusion check</h2><p class="muted">Model: ${escapeHtml(x.from)}.</p></section>`;
+  const rows = x.groups
+    .map(
+      (g) =>
+        `<tr><td>${escapeHtml(g.detector)}</td><td>${escapeHtml(g.class)}</td><td class="num">${fmt(g.samples)}</td><td class="num">${g.meanOwnProbability.toFixed(3)}</td><td>${escapeHtml(g.mostPredicted.class)} (${pct(g.mostPredicted.share)})</td><td class="${g.verdict.startsWith("poison") ? "bad" : "ok"}">${escapeHtml(g.verdict)}</td></tr>`,
+    )
+    .join("\n");
+  return `<section><h2>Exclusion check</h2>
+<p class="muted">A spectral detector flags a group of a class for being separate, which a natural sub-population also is. A model trained without the ${fmt(x.excluded)} flagged samples (${escapeHtml(x.from)}) says what they are: poison no longer looks like its label (own-label probability below chance, ${(x.groups[0]?.chance ?? 0).toFixed(3)}), a sub-population still does and is dismissed.</p>
+<table><thead><tr><th>detector</th><th>class</th><th class="num">samples</th><th class="num">own-label probability</th><th>most predicted</th><th>verdict</th></tr></thead><tbody>${rows}</tbody></table></section>`;
 }
 
 function representationSection(r: ScanReportJson): string {

@@ -6,7 +6,7 @@
 import { basename, extname, join } from "node:path";
 import type { JsonValue } from "../data/sample.js";
 import type { GroupRow } from "./ensemble.js";
-import { labelOf, toJson, type ScanReport } from "./scan.js";
+import { labelOf, toJson, type ExclusionCheckSummary, type ScanReport } from "./scan.js";
 import { VERSION } from "../version.js";
 
 export const REPORT_SCHEMA = "antidote.scan-report";
@@ -59,6 +59,8 @@ export interface ScanReportJson {
     summary?: JsonValue;
     warnings?: string[];
   }[];
+  /** The exclusion check of the spectral detectors' minor modes (null when they flagged nothing). */
+  exclusionCheck: ExclusionCheckSummary | null;
   ensemble: {
     method: string;
     flagged: number;
@@ -151,6 +153,7 @@ export function buildReportJson(report: ScanReport, context: ReportContext): Sca
     dataset: { name: context.dataset, ...report.dataset },
     representation: toJson(report.representation),
     detectors,
+    exclusionCheck: report.exclusionCheck,
     ensemble: {
       method: ensemble.threshold.method,
       flagged: flagged.length,

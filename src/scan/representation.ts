@@ -13,7 +13,8 @@ import { AntidoteError } from "../errors.js";
 import { memoryDataset } from "../data/memory.js";
 import type { Sample } from "../data/sample.js";
 import { cnnOutOfSampleProbs, cnnProxyUnsupported } from "../detect/proxy-image-cnn.js";
-import { imageProxyFeatures } from "../detect/proxy-image.js";
+import type { Reclassifier } from "../detect/exclusion-check.js";
+import { imageProbabilitiesWithout, imageProxyFeatures } from "../detect/proxy-image.js";
 import { outOfSampleProbs } from "../detect/proxy-linear.js";
 import type { ScanTable } from "../detect/types.js";
 import { featurizeText } from "../features/featurize.js";
@@ -101,8 +102,20 @@ export interface Representation {
   probs?: Float32Array;
   features?: Float32Array;
   featureDims?: number;
+  /** The proxy's further feature models from other random starts (ScanTable.featureReplicates). */
+  featureReplicates?: Float32Array[];
+  /** A model the scan can train without given samples (the exclusion check), when the samples allow one. */
+  reclassifier?: { from: string; reclassify: Reclassifier };
   summary: RepresentationSummary;
 }
+
+/**
+ * Feature models the image proxy trains from independent random starts; SPECTRE flags what any
+ * of them flags, and the exclusion check dismisses the natural sub-populations that collects.
+ * Measured on 12k Fashion-MNIST: of four models, two separated a 0.5 % patch (56, 57 of 60) and
+ * two saw one mode; the union flagged 59. Each model costs about 12 s per 12k images.
+ */
+export const IMAGE_FEATURE_MODELS = 4;
 
 /**
  * `--model` checked before the dataset is read: the file exists and is an ONNX model ONNX Runtime
@@ -243,14 +256,40 @@ export async function buildRepresentation(
       if (proxy.features !== undefined) {
         rep.features = proxy.features.data;
         rep.featureDims = proxy.features.dims;
+        if ((proxy.features.replicates?.length ?? 0) > 0) rep.featureReplicates = proxy.features.replicates;
         rep.summary.features = { from: proxy.features.from, dims: proxy.features.dims };
       }
     } else {
       warnings.push("the samples have no text, image or tabular features to build a proxy model from.");
     }
   }
+  const reclassifier = imageReclassifier(table, samples, options.seed ?? 0);
+  if (reclassifier !== null) rep.reclassifier = reclassifier;
   rep.summary.seconds = round((performance.now() - started) / 1000);
   return rep;
+}
+
+/**
+ * The exclusion check's model for image datasets: the proxy MLP on pixels, whatever gave the
+ * features (the user's model cannot be retrained here). Null for other content or mixed image
+ * shapes. The pixels are gathered only when the check runs.
+ */
+function imageReclassifier(
+  table: ScanTable,
+  samples: readonly Sample[],
+  seed: number,
+): { from: string; reclassify: Reclassifier } | null {
+  const first = samples[0]?.image;
+  if (first === undefined || table.classes.length < 2) return null;
+  const size = first.data.length;
+  if (samples.some((s) => s.image?.data.length !== size)) return null;
+  return {
+    from: "the proxy MLP on pixels (one model, at most 12k training samples)",
+    reclassify: (excluded) => {
+      const { data } = denseRows(samples, (s) => s.image?.data, "image");
+      return imageProbabilitiesWithout(data, table.labels, table.classes.length, excluded, { seed });
+    },
+  };
 }
 
 interface ModelOutputs {
@@ -353,7 +392,7 @@ interface Proxy {
   probs: Float32Array;
   accuracy: number;
   from: string;
-  features?: { data: Float32Array; dims: number; from: string };
+  features?: { data: Float32Array; dims: number; from: string; replicates?: Float32Array[] };
 }
 
 async function proxyProbabilities(
@@ -369,9 +408,14 @@ async function proxyProbabilities(
   if (first.image !== undefined) {
     options.onStage?.("proxy model (MLP on pixels)");
     const { data } = denseRows(samples, (s) => s.image?.data, "image");
-    const r = imageProxyFeatures(data, table.labels, C, { seed });
+    const r = imageProxyFeatures(data, table.labels, C, { seed, featureModels: IMAGE_FEATURE_MODELS });
     if (r.probs === null) throw new AntidoteError("INTERNAL", "the image proxy returned no probabilities");
-    const features = { data: r.features, dims: r.featureDims, from: `proxy: ${r.provenance.features}` };
+    const features = {
+      data: r.features,
+      dims: r.featureDims,
+      from: `proxy: ${r.provenance.features}`,
+      replicates: r.featureReplicates,
+    };
     const mlpOnly = {
       probs: r.probs,
       accuracy: r.accuracy,

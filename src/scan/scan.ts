@@ -17,11 +17,18 @@ import type { Detector, DetectorResult, ScanTable } from "../detect/types.js";
 import { parseOptions } from "../features/options.js";
 import type { Finding, Ledger } from "../ledger/types.js";
 import { merkleRoot } from "../provenance/merkle.js";
+import {
+  EXCLUSION_CHECK_VERSION,
+  EXCLUSION_CHECKED,
+  exclusionCheck,
+  type ExclusionGroup,
+} from "../detect/exclusion-check.js";
 import { combineResults, type EnsembleOptions, type EnsembleResult } from "./ensemble.js";
 import {
   buildRepresentation,
   checkModelFile,
   IMAGE_PROXIES,
+  type Representation,
   type RepresentationSummary,
 } from "./representation.js";
 import { spectre } from "../detect/spectre.js";
@@ -162,6 +169,11 @@ export interface ScanReport {
   representation: RepresentationSummary;
   table: ScanTable;
   results: (DetectorResult & { seconds: number })[];
+  /**
+   * The exclusion check of the spectral detectors' minor modes (detect/exclusion-check.ts); null
+   * when they flagged nothing. `groups` is empty when no model could be trained (see `from`).
+   */
+  exclusionCheck: ExclusionCheckSummary | null;
   skipped: { detector: string; reason: string }[];
   ensemble: EnsembleResult;
   /** Per flagged sample (index into the table): each detector's finding evidence. */
@@ -227,6 +239,8 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   if (representation.features !== undefined) {
     table.features = representation.features;
     table.featureDims = representation.featureDims;
+    if (representation.featureReplicates !== undefined)
+      table.featureReplicates = representation.featureReplicates;
   }
 
   const results: (DetectorResult & { seconds: number })[] = [];
@@ -256,6 +270,9 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
     results.push({ ...result, seconds: round3((performance.now() - t) / 1000) });
   }
 
+  const exclusion = await checkMinorModes(table, results, representation, stage);
+  if (exclusion !== null) results.splice(0, results.length, ...exclusion.results);
+
   const reliability = Object.fromEntries(registry.map((e) => [e.detector.name, e.reliability]));
   const ensemble = await stage("ensemble", () =>
     combineResults(table, results, {
@@ -282,6 +299,7 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
     representation: representation.summary,
     table,
     results,
+    exclusionCheck: exclusion?.summary ?? null,
     skipped,
     ensemble,
     evidence,
@@ -301,6 +319,48 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   }
   report.seconds = round3((performance.now() - started) / 1000);
   return report;
+}
+
+export interface ExclusionCheckSummary {
+  /** The model trained without the flagged samples, or why there was none. */
+  from: string;
+  version: string;
+  /** Samples that model was trained without. */
+  excluded: number;
+  groups: ExclusionGroup[];
+}
+
+// Exclusionary reclassification of the spectral detectors' flags, before the ensemble reads them.
+async function checkMinorModes(
+  table: ScanTable,
+  results: (DetectorResult & { seconds: number })[],
+  representation: Representation,
+  stage: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
+): Promise<{ results: (DetectorResult & { seconds: number })[]; summary: ExclusionCheckSummary } | null> {
+  const checked = new Set<string>(EXCLUSION_CHECKED);
+  const flagged = results.filter((r) => checked.has(r.detector) && r.flagged.some((f) => f === 1));
+  if (flagged.length === 0) return null;
+  const reclassifier = representation.reclassifier;
+  if (reclassifier === undefined)
+    return {
+      results,
+      summary: {
+        from: "none: the scan trains a model without given samples only for images of one size, so these minor modes are unchecked",
+        version: EXCLUSION_CHECK_VERSION,
+        excluded: 0,
+        groups: [],
+      },
+    };
+  const out = await stage("exclusion check", () => exclusionCheck(table, results, reclassifier.reclassify));
+  return {
+    results: out.results,
+    summary: {
+      from: reclassifier.from,
+      version: EXCLUSION_CHECK_VERSION,
+      excluded: out.excluded,
+      groups: out.groups,
+    },
+  };
 }
 
 function selectDetectors(registry: readonly RegisteredDetector[], names: string[] | undefined): Set<string> {

@@ -14,7 +14,12 @@ export interface FeatureVariant {
   poisoned: Uint8Array;
 }
 
-export async function fashionMnistFeatures(n: number, spec: AttackSpec | null): Promise<FeatureVariant> {
+/** `featureModels` > 1 also fills `table.featureReplicates`, as the scan's image proxy does. */
+export async function fashionMnistFeatures(
+  n: number,
+  spec: AttackSpec | null,
+  featureModels = 1,
+): Promise<FeatureVariant> {
   let samples = fashionMnistSamples(n);
   const poisonedIds = new Set<string>();
   if (spec !== null) {
@@ -26,8 +31,12 @@ export async function fashionMnistFeatures(n: number, spec: AttackSpec | null): 
   const table = scanTableFromSamples(samples, { classes: FASHION_MNIST_CLASSES });
   const x = new Float32Array(n * 784);
   samples.forEach((s, i) => x.set(s.image!.data, i * 784));
-  const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, { outOfSample: false });
+  const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, {
+    outOfSample: false,
+    featureModels,
+  });
   table.features = proxy.features;
   table.featureDims = proxy.featureDims;
+  if (featureModels > 1) table.featureReplicates = proxy.featureReplicates;
   return { table, poisoned: Uint8Array.from(samples, (s) => (poisonedIds.has(s.id) ? 1 : 0)) };
 }

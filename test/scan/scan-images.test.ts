@@ -64,6 +64,16 @@ describe.runIf(hasFashionMnist())("scan: Fashion-MNIST with a 3×3 patch, no mod
 
     const json = buildReportJson(report, { dataset: "fm-tflip.parquet", outDir: "out/scan" });
     const html = renderReportHtml(json, { previews: report.previews });
+    // The spectral flags passed the exclusion check: a model trained without them takes the
+    // patched "Bags" for what they were before the patch.
+    const bags = report.exclusionCheck?.groups.filter((g) => g.class === "Bag") ?? [];
+    expect(bags.length).toBeGreaterThan(0);
+    for (const g of bags) {
+      expect(g.verdict).toBe("poison (flags stand)");
+      expect(g.meanOwnProbability).toBeLessThan(g.chance);
+    }
+    expect(json.exclusionCheck).toEqual(report.exclusionCheck);
+    expect(html).toContain("<h2>Exclusion check</h2>");
     const top = json.flagged[0]!;
     const uri = new RegExp(
       `<code>${top.id}</code>[\\s\\S]*?src="data:image/png;base64,([A-Za-z0-9+/=]+)"`,

@@ -282,6 +282,12 @@ function summaryText(
           : []),
       ].join(", "),
   );
+  for (const g of r.exclusionCheck?.groups ?? [])
+    if (g.verdict !== "poison (flags stand)")
+      lines.push(
+        `  dismissed: ${g.detector}'s ${fmt(g.samples)} in ${g.class} — a model trained without them still gives them ` +
+          `${g.meanOwnProbability.toFixed(2)} of their label (a natural sub-population)`,
+      );
   const skippedDetectors = r.detectors.filter((x) => x.status === "skipped");
   if (skippedDetectors.length > 0)
     lines.push(`  skipped: ${skippedDetectors.map((x) => `${x.name} (${x.reason ?? ""})`).join("; ")}`);

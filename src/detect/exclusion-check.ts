@@ -51,6 +51,12 @@ export interface ExclusionCheckResult {
   excluded: number;
 }
 
+/** Whether any detector the check applies to flagged a sample (otherwise there is nothing to check). */
+export function hasCheckedFlags(results: readonly DetectorResult[]): boolean {
+  const checked = new Set<string>(EXCLUSION_CHECKED);
+  return results.some((r) => checked.has(r.detector) && r.flagged.some((f) => f === 1));
+}
+
 /**
  * Check every flagged group of the spectral detectors with one model trained without all of
  * them and without every other detector's flags (a sample flagged twice is excluded once; the
@@ -76,8 +82,7 @@ export function exclusionCheck(
         count++;
       }
   }
-  const anyChecked = results.some((r) => checked.has(r.detector) && r.flagged.some((f) => f === 1));
-  if (!anyChecked) return { results: [...results], groups: [], excluded: 0 };
+  if (!hasCheckedFlags(results)) return { results: [...results], groups: [], excluded: 0 };
   const probs = reclassify(excluded);
   if (probs.length !== n * C)
     throw new Error(`exclusion check: the reclassifier returned ${probs.length} values for ${n} × ${C}`);

@@ -19,8 +19,8 @@ import type { Finding, Ledger } from "../ledger/types.js";
 import { merkleRoot } from "../provenance/merkle.js";
 import {
   EXCLUSION_CHECK_VERSION,
-  EXCLUSION_CHECKED,
   exclusionCheck,
+  hasCheckedFlags,
   type ExclusionGroup,
 } from "../detect/exclusion-check.js";
 import { combineResults, type EnsembleOptions, type EnsembleResult } from "./ensemble.js";
@@ -337,9 +337,7 @@ async function checkMinorModes(
   representation: Representation,
   stage: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
 ): Promise<{ results: (DetectorResult & { seconds: number })[]; summary: ExclusionCheckSummary } | null> {
-  const checked = new Set<string>(EXCLUSION_CHECKED);
-  const flagged = results.filter((r) => checked.has(r.detector) && r.flagged.some((f) => f === 1));
-  if (flagged.length === 0) return null;
+  if (!hasCheckedFlags(results)) return null;
   const reclassifier = representation.reclassifier;
   if (reclassifier === undefined)
     return {

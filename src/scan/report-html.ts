@@ -276,7 +276,7 @@ function representationSection(r: ScanReportJson): string {
   const feats = rep.features as Record<string, JsonValue> | null;
   const lines = [
     probs !== null && probs !== undefined
-      ? `Class probabilities: ${escapeHtml(probs.from)}${typeof probs.accuracy === "number" ? ` — ${probs.inSample === true ? "accuracy on these samples (in-sample: the model trained on them)" : "held-out accuracy"} ${pct(probs.accuracy)}` : ""}${probs.matchedBy !== undefined ? ` (matched by ${escapeHtml(probs.matchedBy)})` : ""}.`
+      ? `Class probabilities: ${escapeHtml(probs.from)}${typeof probs.accuracy === "number" ? ` — ${probs.inSample === true ? "accuracy on these samples (in-sample: the model trained on them)" : "held-out accuracy"} ${pct(probs.accuracy)}` : ""}${typeof probs.probeAccuracy === "number" ? `; the probe's held-out accuracy ${pct(probs.probeAccuracy)}` : ""}${probs.matchedBy !== undefined ? ` (matched by ${escapeHtml(probs.matchedBy)})` : ""}.`
       : "Class probabilities: none.",
     feats !== null && feats !== undefined
       ? `Features: ${escapeHtml(feats.from)}, ${escapeHtml(feats.dims)} dimensions.`

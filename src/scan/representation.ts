@@ -64,7 +64,13 @@ export interface RepresentationOptions {
 }
 
 export type ProbabilitySource =
-  "pred-probs" | "model" | "feature-probe" | "text-proxy" | "image-proxy" | "tabular-proxy";
+  | "pred-probs"
+  | "model"
+  | "model-and-probe"
+  | "feature-probe"
+  | "text-proxy"
+  | "image-proxy"
+  | "tabular-proxy";
 
 /** What the detectors got, and where it came from, for the report. */
 export interface RepresentationSummary {
@@ -77,6 +83,8 @@ export interface RepresentationSummary {
     matchedBy?: "id" | "row order";
     /** Set for a model's own probabilities: on its training data they are not out-of-sample. */
     inSample?: boolean;
+    /** "model-and-probe": the held-out accuracy of the linear probe averaged in. */
+    probeAccuracy?: number;
   } | null;
   features: { from: string; dims: number; matchedBy?: "id" | "row order" } | null;
   /** The `--model` that was run, when one was. */
@@ -214,6 +222,36 @@ export async function buildRepresentation(
       accuracy: heldOutAccuracy(aligned.data, table.labels, C),
       matchedBy: aligned.matchedBy,
     };
+  } else if (model?.probs !== undefined && labeledClasses >= 2 && rep.features !== undefined) {
+    // A model's probabilities on its own training data are in-sample: it is confident on the
+    // flips it has learned and on its own confusions alike, so confident learning on them alone
+    // flagged 0.55 % of clean 12k Fashion-MNIST (a CNN trained on it; noise-structure selection)
+    // and, with the strict bar that needed, found 35 % of 10 % random flips and none of 3 %
+    // targeted ones. Averaged with a k-fold linear probe on the same penultimate features (out of
+    // sample: each sample's probe never saw its label): clean 0 flagged, targeted 3 %
+    // 0.886 / 0.911, random 10 % 0.836 / 0.860 (bench:detect, model column). Weights 0.35 and
+    // 0.65 and a geometric mean measured no better (0.65 and the geometric mean flagged 35
+    // clean images). A model trained elsewhere loses little: the probe is out of sample too.
+    options.onStage?.("linear probe on the features, averaged with the model's probabilities");
+    const probe = outOfSampleProbs(
+      { rows: n, cols: rep.featureDims ?? 0, data: rep.features },
+      table.labels,
+      C,
+      { seed: options.seed ?? 0 },
+    );
+    const averaged = new Float32Array(model.probs.length);
+    for (let i = 0; i < averaged.length; i++)
+      averaged[i] = ((model.probs[i] as number) + (probe.probs[i] as number)) / 2;
+    rep.probs = averaged;
+    rep.summary.probabilities = {
+      kind: "model-and-probe",
+      from:
+        `${model.probsFrom}, averaged with a linear probe on ${rep.summary.features?.from ?? "the features"} ` +
+        "(5-fold logistic regression, out of sample)",
+      accuracy: heldOutAccuracy(model.probs, table.labels, C),
+      inSample: true,
+      probeAccuracy: round(probe.accuracy),
+    };
   } else if (model?.probs !== undefined && labeledClasses >= 2) {
     rep.probs = model.probs;
     rep.summary.probabilities = {
@@ -224,9 +262,9 @@ export async function buildRepresentation(
     };
     warnings.push(
       `--model ${options.model}: its probabilities are in-sample for the samples it was trained on (a model ` +
-        "is confident on its own training labels, flipped ones included), so confident learning finds fewer " +
-        "label errors than with out-of-sample probabilities; pass k-fold (cross-validated) probabilities " +
-        "with --pred-probs when you have them.",
+        "is confident on its own training labels, flipped ones included), and it has no penultimate features " +
+        "to train an out-of-sample probe on, so confident learning finds fewer label errors; pass k-fold " +
+        "(cross-validated) probabilities with --pred-probs, or its embeddings with --features, when you have them.",
     );
   } else if (labeledClasses < 2) {
     warnings.push(

@@ -14,8 +14,10 @@ import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../
 // The scan with the user's own model, as a team that trained before scanning would have it: a
 // small CNN trained (4 epochs) on the poisoned 12,000 Fashion-MNIST images themselves, exported to
 // ONNX by the project's exporter and given with --model. Its penultimate layer (exposed by the graph
-// edit) has learned the trigger, so SPECTRE separates the poison; on the clean set the same recipe
-// must stay quiet. Targets (issue 4): precision ≥ 0.90, recall ≥ 0.95, clean FPR ≤ 0.5%.
+// edit) has learned the trigger, so SPECTRE separates the poison; its probabilities, in-sample,
+// are averaged with an out-of-sample linear probe on those features, so confident learning finds
+// label flips; on the clean set the same recipe must stay quiet. Targets (issue 4): backdoors
+// precision ≥ 0.90, recall ≥ 0.95; flips 0.85 / 0.90; clean FPR ≤ 0.5%.
 
 const N = 12_000;
 const info = { classes: [...FASHION_MNIST_CLASSES] };
@@ -79,9 +81,30 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
       `patch 1%: ${s.flagged} flagged, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}, ` +
         `scan ${report.seconds.toFixed(1)} s`,
     );
-    // Measured (bench:detect, same recipe): precision 0.912, recall 0.950.
+    // Measured (bench:detect, same recipe): precision 0.991, recall 0.950.
     expect(s.precision).toBeGreaterThanOrEqual(0.9);
     expect(s.recall).toBeGreaterThanOrEqual(0.93);
+  }, 240_000);
+
+  it("finds 3% targeted flips through the model's probabilities averaged with a probe on its features", async () => {
+    const { samples, truth } = await poisoned({
+      kind: "targeted-flip",
+      from: "Sneaker",
+      to: "Sandal",
+      rate: 0.03,
+      seed: 1,
+    });
+    const model = await trainedModel(samples, "targeted");
+    const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
+    expect(report.representation.probabilities?.kind).toBe("model-and-probe");
+    const s = scored(report, truth);
+    console.log(
+      `targeted flips 3%: ${s.flagged} flagged, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}`,
+    );
+    // Measured (bench:detect, same recipe): precision 0.886, recall 0.911; the model's own
+    // probabilities alone (in-sample) found none. Targets: 0.85 / 0.90.
+    expect(s.precision).toBeGreaterThanOrEqual(0.85);
+    expect(s.recall).toBeGreaterThanOrEqual(0.9);
   }, 240_000);
 
   it("flags at most 0.5% of the clean images", async () => {

@@ -261,7 +261,12 @@ function summaryText(
   const d = r.dataset;
   const probs = (
     r.representation as {
-      probabilities?: { from?: string; accuracy?: number | null; inSample?: boolean } | null;
+      probabilities?: {
+        from?: string;
+        accuracy?: number | null;
+        inSample?: boolean;
+        probeAccuracy?: number;
+      } | null;
     }
   ).probabilities;
   lines.push(
@@ -270,7 +275,8 @@ function summaryText(
   );
   if (probs?.from !== undefined)
     lines.push(
-      `  probabilities: ${probs.from}${typeof probs.accuracy === "number" ? `, ${probs.inSample === true ? "accuracy on the labels" : "held-out accuracy"} ${pct(probs.accuracy)}` : ""}`,
+      `  probabilities: ${probs.from}${typeof probs.accuracy === "number" ? `, ${probs.inSample === true ? "accuracy on the labels" : "held-out accuracy"} ${pct(probs.accuracy)}` : ""}` +
+        (typeof probs.probeAccuracy === "number" ? `, probe's held-out accuracy ${pct(probs.probeAccuracy)}` : ""),
     );
   const ran = r.detectors.filter((x) => x.status === "ran");
   lines.push(

@@ -13,6 +13,9 @@
 // annotator the scan ranked first, and the scan's time per stage. Targets (issue 4): backdoors
 // precision ≥ 0.90 and recall ≥ 0.95; label flips precision ≥ 0.85, recall ≥ 0.90; clean FPR ≤ 0.5 %;
 // the compromised source or annotator first. A row that misses its target is marked "✗".
+// A second table runs the defences users compare us with (ART's spectral signatures and activation
+// clustering, cleanlab's find_label_issues), at their defaults, on each scan's own features and
+// probabilities (bench/baselines.ts), and prints their flags' precision / recall beside ours.
 import { mkdirSync } from "node:fs";
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
@@ -22,6 +25,7 @@ import { collect, memoryDataset, MemoryWriter } from "../src/data/memory.js";
 import { openDataset } from "../src/data/open.js";
 import type { Sample } from "../src/data/sample.js";
 import { scanDataset, type ScanOptions, type ScanReport } from "../src/scan/scan.js";
+import { baselines } from "./baselines.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -242,6 +246,42 @@ function score(v: Variant, report: ScanReport, poisoned: Set<string>, representa
 }
 
 const rows: Row[] = [];
+
+/** One scan's flags and the baselines' on the same representation, as table cells. */
+interface BaselineRow {
+  variant: string;
+  representation: string;
+  cells: Record<string, string>;
+}
+const baselineRows: BaselineRow[] = [];
+const baselineNames: string[] = [];
+
+/** "precision / recall (share flagged)", or the false-positive rate on a clean set. */
+function cell(v: Variant, flagged: Uint8Array | null, ids: readonly string[], poisoned: Set<string>): string {
+  if (flagged === null) return "—";
+  let tp = 0;
+  let count = 0;
+  flagged.forEach((f, i) => {
+    if (f !== 1) return;
+    count++;
+    if (poisoned.has(ids[i]!)) tp++;
+  });
+  const share = `${((100 * count) / ids.length).toFixed(1)} % flagged`;
+  if (poisoned.size === 0) return `FPR ${((100 * count) / ids.length).toFixed(2)} %`;
+  return `${(count === 0 ? 0 : tp / count).toFixed(2)} / ${(tp / poisoned.size).toFixed(2)} (${share})`;
+}
+
+function compare(v: Variant, report: ScanReport, poisoned: Set<string>, representation: string): void {
+  // A malicious annotator's samples keep a correct consensus label: nothing to score per sample.
+  if (v.kind === "annotator") return;
+  const ids = report.table.ids;
+  const cells: Record<string, string> = { "antidote scan": cell(v, report.ensemble.flagged, ids, poisoned) };
+  for (const b of baselines(report.table, poisoned.size / ids.length)) {
+    if (!baselineNames.includes(b.name)) baselineNames.push(b.name);
+    cells[b.name] = cell(v, b.flagged, ids, poisoned);
+  }
+  baselineRows.push({ variant: v.name, representation, cells });
+}
 const fmt = (x: number | null): string => (x === null ? "—" : x.toFixed(3));
 function print(r: Row): void {
   console.log(
@@ -304,7 +344,21 @@ for (const v of VARIANTS) {
     const row = score(v, report, poisoned, run.representation);
     rows.push(row);
     print(row);
+    compare(v, report, poisoned, run.representation);
   }
+}
+if (baselineRows.length > 0) {
+  const columns = ["antidote scan", ...baselineNames];
+  console.log(
+    "\nOther tools' defences at their defaults on the same features and probabilities " +
+      "(precision / recall and share flagged; FPR on clean sets; — where a defence needs features the scan did not have):",
+  );
+  console.log(`| variant | representation | ${columns.join(" | ")} |`);
+  console.log(`|---|---|${columns.map(() => "---").join("|")}|`);
+  for (const r of baselineRows)
+    console.log(
+      `| ${r.variant} | ${r.representation} | ${columns.map((c) => r.cells[c] ?? "—").join(" | ")} |`,
+    );
 }
 const missed = rows.filter((r) => !r.met);
 console.log(
@@ -314,5 +368,5 @@ console.log(
 );
 if (args.json !== undefined) {
   const { writeFileSync } = await import("node:fs");
-  writeFileSync(args.json, JSON.stringify(rows, null, 2));
+  writeFileSync(args.json, JSON.stringify({ rows, baselines: baselineRows }, null, 2));
 }

@@ -60,7 +60,7 @@ export type ActivationClusteringOptions = z.input<typeof activationClusteringOpt
 
 const NAME = "activation-clustering";
 
-interface ClassSplit {
+export interface ClassSplit {
   class: number;
   members: Int32Array;
   /** 1 for members of the smaller cluster. */
@@ -77,38 +77,52 @@ export const activationClustering: Detector<ActivationClusteringOptions> = {
   appliesTo: featureAppliesTo,
   run(table, options = {}) {
     const opts = parseOptions(activationClusteringOptionsSchema, options, `${NAME} options`);
-    const cf = classFeatures(table, NAME);
-    const k = Math.min(opts.dims, cf.dims);
-    const { testable, warnings } = testableClasses(table, cf, opts.minClassSize, k, NAME);
-    const splits = testable.map((c): ClassSplit => {
-      const members = cf.members[c] as Int32Array;
-      const x = gatherRows(cf.features, cf.dims, members);
-      const pca = principalComponents(x, k, { seed: `${NAME}/${c}` });
-      const reduced = project(x, pca.components, pca.mean);
-      const rng = new Rng(`${String(opts.seed)}/${NAME}/${c}`);
-      const { assignment, centres } = twoMeans(reduced, opts.restarts, rng);
-      let ones = 0;
-      for (const a of assignment) ones += a;
-      const minorityLabel = ones <= assignment.length - ones ? 1 : 0;
-      const minority = assignment.map((a) => (a === minorityLabel ? 1 : 0));
-      const distanceRatio = new Float64Array(members.length);
-      for (let r = 0; r < members.length; r++) {
-        const toMinor = Math.sqrt(squaredDistance(reduced, r, centres[minorityLabel] as Float64Array));
-        const toMajor = Math.sqrt(squaredDistance(reduced, r, centres[1 - minorityLabel] as Float64Array));
-        distanceRatio[r] = toMajor / Math.max(toMinor, 1e-12);
-      }
-      return {
-        class: c,
-        members,
-        minority,
-        share: Math.min(ones, assignment.length - ones) / assignment.length,
-        silhouette: silhouette(reduced, assignment, opts.silhouetteSample, rng),
-        distanceRatio,
-      };
-    });
+    const { splits, warnings } = classSplits(table, opts);
     return decide(table, splits, opts, warnings);
   },
 };
+
+/**
+ * Each testable class's features reduced to `dims` principal components and split by 2-means —
+ * before any decision about which split, if any, is poison (the bench applies ART's fixed rule to
+ * the same splits, for comparison).
+ */
+export function classSplits(
+  table: ScanTable,
+  options: ActivationClusteringOptions = {},
+): { splits: ClassSplit[]; warnings: string[] } {
+  const opts = parseOptions(activationClusteringOptionsSchema, options, `${NAME} options`);
+  const cf = classFeatures(table, NAME);
+  const k = Math.min(opts.dims, cf.dims);
+  const { testable, warnings } = testableClasses(table, cf, opts.minClassSize, k, NAME);
+  const splits = testable.map((c): ClassSplit => {
+    const members = cf.members[c] as Int32Array;
+    const x = gatherRows(cf.features, cf.dims, members);
+    const pca = principalComponents(x, k, { seed: `${NAME}/${c}` });
+    const reduced = project(x, pca.components, pca.mean);
+    const rng = new Rng(`${String(opts.seed)}/${NAME}/${c}`);
+    const { assignment, centres } = twoMeans(reduced, opts.restarts, rng);
+    let ones = 0;
+    for (const a of assignment) ones += a;
+    const minorityLabel = ones <= assignment.length - ones ? 1 : 0;
+    const minority = assignment.map((a) => (a === minorityLabel ? 1 : 0));
+    const distanceRatio = new Float64Array(members.length);
+    for (let r = 0; r < members.length; r++) {
+      const toMinor = Math.sqrt(squaredDistance(reduced, r, centres[minorityLabel] as Float64Array));
+      const toMajor = Math.sqrt(squaredDistance(reduced, r, centres[1 - minorityLabel] as Float64Array));
+      distanceRatio[r] = toMajor / Math.max(toMinor, 1e-12);
+    }
+    return {
+      class: c,
+      members,
+      minority,
+      share: Math.min(ones, assignment.length - ones) / assignment.length,
+      silhouette: silhouette(reduced, assignment, opts.silhouetteSample, rng),
+      distanceRatio,
+    };
+  });
+  return { splits, warnings };
+}
 
 function decide(
   table: ScanTable,

@@ -96,7 +96,7 @@ export function registerScan(program: Command): void {
       .option(
         "--image-proxy <kind>",
         "without --model/--pred-probs, the image proxy's probabilities: mlp+cnn (k-fold MLP and CNN averaged; " +
-          "finds label flips best) or mlp (the MLP alone: a 12k-image scan in ≈ 45 s instead of ≈ 4.5 min)",
+          "finds label flips best) or mlp (the MLP alone: a 12k-image scan in ≈ 75 s instead of ≈ 3.5 min)",
         IMAGE_PROXIES[0],
       )
       .option("--seed <n>", "seed for the proxy model, MinHash and the ensemble's permutations", "0")
@@ -111,7 +111,8 @@ probabilities are averaged, and the MLP's hidden layer as features (--image-prox
 alone); logistic regression on tabular features.
 With --model, ONNX Runtime runs your image classifier over every sample: its probabilities, and
 the activations entering its final Gemm/MatMul as features. On the model's own training data its
-probabilities are in-sample (confident learning finds fewer flips than with out-of-fold ones).
+probabilities are in-sample (it is confident on the flips it learned), so they are averaged with a
+5-fold linear probe on those features, which is out of sample, before confident learning.
 A sample is flagged when a detector flags it at its own calibrated threshold, or when several
 detectors' combined evidence is too strong for chance; risk > 0.5 means flagged.
 
@@ -276,7 +277,9 @@ function summaryText(
   if (probs?.from !== undefined)
     lines.push(
       `  probabilities: ${probs.from}${typeof probs.accuracy === "number" ? `, ${probs.inSample === true ? "accuracy on the labels" : "held-out accuracy"} ${pct(probs.accuracy)}` : ""}` +
-        (typeof probs.probeAccuracy === "number" ? `, probe's held-out accuracy ${pct(probs.probeAccuracy)}` : ""),
+        (typeof probs.probeAccuracy === "number"
+          ? `, probe's held-out accuracy ${pct(probs.probeAccuracy)}`
+          : ""),
     );
   const ran = r.detectors.filter((x) => x.status === "ran");
   lines.push(

@@ -257,7 +257,7 @@ const baselineRows: BaselineRow[] = [];
 const baselineNames: string[] = [];
 
 /** "precision / recall (share flagged)", or the false-positive rate on a clean set. */
-function cell(v: Variant, flagged: Uint8Array | null, ids: readonly string[], poisoned: Set<string>): string {
+function cell(flagged: Uint8Array | null, ids: readonly string[], poisoned: Set<string>): string {
   if (flagged === null) return "—";
   let tp = 0;
   let count = 0;
@@ -275,10 +275,10 @@ function compare(v: Variant, report: ScanReport, poisoned: Set<string>, represen
   // A malicious annotator's samples keep a correct consensus label: nothing to score per sample.
   if (v.kind === "annotator") return;
   const ids = report.table.ids;
-  const cells: Record<string, string> = { "antidote scan": cell(v, report.ensemble.flagged, ids, poisoned) };
+  const cells: Record<string, string> = { "antidote scan": cell(report.ensemble.flagged, ids, poisoned) };
   for (const b of baselines(report.table, poisoned.size / ids.length)) {
     if (!baselineNames.includes(b.name)) baselineNames.push(b.name);
-    cells[b.name] = cell(v, b.flagged, ids, poisoned);
+    cells[b.name] = cell(b.flagged, ids, poisoned);
   }
   baselineRows.push({ variant: v.name, representation, cells });
 }

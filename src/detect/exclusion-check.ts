@@ -14,6 +14,8 @@
 // group of a class for being separate, which is exactly what a natural sub-population also is.
 // The model is whatever the scan can train on the raw samples (the image proxy MLP); where it
 // cannot (text, tabular, odd image sizes) nothing is checked and the report says so.
+import { argmax } from "../math/linalg.js";
+import { round } from "./spectral-signature.js";
 import type { DetectorResult, ScanTable } from "./types.js";
 
 export const EXCLUSION_CHECK_VERSION = "1.0.0";
@@ -51,6 +53,16 @@ export interface ExclusionCheckResult {
   excluded: number;
 }
 
+/** The check as the scan reports it (report.json `exclusionCheck`). */
+export interface ExclusionCheckSummary {
+  /** The model trained without the flagged samples, or why there was none. */
+  from: string;
+  version: string;
+  /** Samples that model was trained without. */
+  excluded: number;
+  groups: ExclusionGroup[];
+}
+
 /** Whether any detector the check applies to flagged a sample (otherwise there is nothing to check). */
 export function hasCheckedFlags(results: readonly DetectorResult[]): boolean {
   const checked = new Set<string>(EXCLUSION_CHECKED);
@@ -67,6 +79,7 @@ export function exclusionCheck(
   results: readonly (DetectorResult & { seconds: number })[],
   reclassify: Reclassifier,
 ): ExclusionCheckResult {
+  if (!hasCheckedFlags(results)) return { results: [...results], groups: [], excluded: 0 };
   const n = table.labels.length;
   const C = table.classes.length;
   const checked = new Set<string>(EXCLUSION_CHECKED);
@@ -82,7 +95,6 @@ export function exclusionCheck(
         count++;
       }
   }
-  if (!hasCheckedFlags(results)) return { results: [...results], groups: [], excluded: 0 };
   const probs = reclassify(excluded);
   if (probs.length !== n * C)
     throw new Error(`exclusion check: the reclassifier returned ${probs.length} values for ${n} × ${C}`);
@@ -106,14 +118,11 @@ export function exclusionCheck(
       const predicted = new Array<number>(C).fill(0);
       for (const i of rowsOfClass) {
         own += probs[i * C + y] as number;
-        let best = 0;
-        for (let j = 1; j < C; j++)
-          if ((probs[i * C + j] as number) > (probs[i * C + best] as number)) best = j;
+        const best = argmax(probs.subarray(i * C, (i + 1) * C));
         predicted[best] = (predicted[best] as number) + 1;
         if (best === y) kept++;
       }
-      let top = 0;
-      for (let j = 1; j < C; j++) if ((predicted[j] as number) > (predicted[top] as number)) top = j;
+      const top = argmax(predicted);
       const mean = own / rowsOfClass.length;
       const natural = mean >= chance;
       if (natural) for (const i of rowsOfClass) dismissed.add(i);
@@ -171,8 +180,4 @@ export function exclusionCheck(
     };
   });
   return { results: out, groups, excluded: count };
-}
-
-function round(x: number): number {
-  return Math.round(x * 1e4) / 1e4;
 }

@@ -216,14 +216,8 @@ export function imageProbabilitiesWithout(
     if (excluded[i] === 1) trainLabels[i] = -1;
     else if ((labels[i] as number) >= 0) rest.push(i);
   }
-  if (rest.length > max) {
-    const rng = new Rng(`${String(seed)}/exclusion-subset`);
-    for (let k = rest.length - 1; k > 0; k--) {
-      const j = Math.floor(rng.next() * (k + 1));
-      [rest[k], rest[j]] = [rest[j] as number, rest[k] as number];
-    }
-    for (const i of rest.slice(max)) trainLabels[i] = -1;
-  }
+  if (rest.length > max)
+    for (const i of new Rng(`${String(seed)}/exclusion-subset`).shuffle(rest).slice(max)) trainLabels[i] = -1;
   return imageProxyFeatures(images, trainLabels, classes, {
     seed: `${String(seed)}/exclusion`,
     outOfSample: false,

@@ -130,21 +130,31 @@ export function classFeatures(table: ScanTable, detector: string): ClassFeatures
   if (why !== null) throw new AntidoteError("USAGE", `${detector} cannot run: ${why}`);
   const features = table.features as Float32Array;
   const dims = table.featureDims as number;
-  for (let k = 0; k < features.length; k++) {
-    if (!Number.isFinite(features[k])) {
-      const i = Math.floor(k / dims);
-      throw new AntidoteError(
-        "USAGE",
-        `${detector}: the features of sample "${table.ids[i] ?? i}" have ${Number.isNaN(features[k]) ? "a NaN" : "an infinite"} value (dimension ${k % dims})`,
-      );
-    }
-  }
+  checkFiniteFeatures(features, dims, table.ids, detector);
   const C = table.classes.length;
   const lists: number[][] = Array.from({ length: C }, () => []);
   table.labels.forEach((y, i) => {
     if (y >= 0 && y < C) (lists[y] as number[]).push(i);
   });
   return { dims, features, members: lists.map((l) => Int32Array.from(l)) };
+}
+
+/** Fails naming the sample and the dimension of the first NaN or infinite feature value. */
+export function checkFiniteFeatures(
+  features: Float32Array,
+  dims: number,
+  ids: readonly string[],
+  detector: string,
+): void {
+  for (let k = 0; k < features.length; k++) {
+    if (!Number.isFinite(features[k])) {
+      const i = Math.floor(k / dims);
+      throw new AntidoteError(
+        "USAGE",
+        `${detector}: the features of sample "${ids[i] ?? i}" have ${Number.isNaN(features[k]) ? "a NaN" : "an infinite"} value (dimension ${k % dims})`,
+      );
+    }
+  }
 }
 
 /** Classes with enough samples to test (≥ minSize and ≥ 2 × dims); a warning for each one skipped. */

@@ -24,6 +24,7 @@ import {
   zeros,
 } from "../math/linalg.js";
 import {
+  checkFiniteFeatures,
   classFeatures,
   featureAppliesTo,
   modeTestOptions,
@@ -63,7 +64,7 @@ export const spectre: Detector<SpectreOptions> = {
     if (replicates.length !== (table.featureReplicates ?? []).length)
       warnings.push("feature replicates of another shape than the features were ignored");
     const models = [cf.features, ...replicates].map((features, m) => {
-      if (m > 0) classFeatures({ ...table, features }, `${NAME} (feature model ${m + 1})`); // finite values
+      if (m > 0) checkFiniteFeatures(features, cf.dims, table.ids, `${NAME} (feature model ${m + 1})`);
       const perClass = testable.map((c): ClassProjection => {
         const members = cf.members[c] as Int32Array;
         const top = whitenedTop(features, cf.dims, members, k, opts, `${NAME}/${c}`);

@@ -6,7 +6,8 @@
 import { basename, extname, join } from "node:path";
 import type { JsonValue } from "../data/sample.js";
 import type { GroupRow } from "./ensemble.js";
-import { labelOf, toJson, type ExclusionCheckSummary, type ScanReport } from "./scan.js";
+import type { ExclusionCheckSummary } from "../detect/exclusion-check.js";
+import { labelOf, toJson, type ScanReport } from "./scan.js";
 import { VERSION } from "../version.js";
 
 export const REPORT_SCHEMA = "antidote.scan-report";

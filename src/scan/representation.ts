@@ -202,6 +202,13 @@ export async function buildRepresentation(
     );
   }
 
+  // A k-fold logistic regression on the features in hand: what that representation says of each
+  // label, out of sample (each sample's probe never saw its label).
+  const linearProbe = (features: Float32Array) =>
+    outOfSampleProbs({ rows: n, cols: rep.featureDims ?? 0, data: features }, table.labels, C, {
+      seed: options.seed ?? 0,
+    });
+
   if (options.predProbs !== undefined) {
     options.onStage?.("reading --pred-probs");
     if (C < 2 || labeledClasses < 2)
@@ -233,12 +240,7 @@ export async function buildRepresentation(
     // 0.65 and a geometric mean measured no better (0.65 and the geometric mean flagged 35
     // clean images). A model trained elsewhere loses little: the probe is out of sample too.
     options.onStage?.("linear probe on the features, averaged with the model's probabilities");
-    const probe = outOfSampleProbs(
-      { rows: n, cols: rep.featureDims ?? 0, data: rep.features },
-      table.labels,
-      C,
-      { seed: options.seed ?? 0 },
-    );
+    const probe = linearProbe(rep.features);
     const averaged = new Float32Array(model.probs.length);
     for (let i = 0; i < averaged.length; i++)
       averaged[i] = ((model.probs[i] as number) + (probe.probs[i] as number)) / 2;
@@ -274,12 +276,7 @@ export async function buildRepresentation(
   } else if (rep.features !== undefined) {
     // A linear probe on the user's own embeddings: what the model's representation says of each label.
     options.onStage?.("linear probe on --features");
-    const probe = outOfSampleProbs(
-      { rows: n, cols: rep.featureDims ?? 0, data: rep.features },
-      table.labels,
-      C,
-      { seed: options.seed ?? 0 },
-    );
+    const probe = linearProbe(rep.features);
     rep.probs = probe.probs;
     rep.summary.probabilities = {
       kind: "feature-probe",

@@ -21,7 +21,7 @@ import {
   EXCLUSION_CHECK_VERSION,
   exclusionCheck,
   hasCheckedFlags,
-  type ExclusionGroup,
+  type ExclusionCheckSummary,
 } from "../detect/exclusion-check.js";
 import { combineResults, type EnsembleOptions, type EnsembleResult } from "./ensemble.js";
 import {
@@ -322,15 +322,6 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   }
   report.seconds = round3((performance.now() - started) / 1000);
   return report;
-}
-
-export interface ExclusionCheckSummary {
-  /** The model trained without the flagged samples, or why there was none. */
-  from: string;
-  version: string;
-  /** Samples that model was trained without. */
-  excluded: number;
-  groups: ExclusionGroup[];
 }
 
 // Exclusionary reclassification of the spectral detectors' flags, before the ensemble reads them.

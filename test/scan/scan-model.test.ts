@@ -101,7 +101,6 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
     // Held out, a linear probe on the 64 hidden units is about as accurate as the model itself
     // (3 epochs on 2,500 images: not overfitted).
     expect(rep.probabilities?.probeAccuracy).toBeGreaterThan(mlp.trainAccuracy - 0.05);
-    expect(rep.probabilities?.probeAccuracy).toBeLessThanOrEqual(1);
     // Matched by name: the stated accuracy is the Trainer's on the same images.
     expect(rep.probabilities?.accuracy).toBeCloseTo(mlp.trainAccuracy, 3);
     expect(rep.model).toMatchObject({

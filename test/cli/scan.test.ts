@@ -117,6 +117,7 @@ describe("antidote scan", () => {
       ["spectre", "skipped"],
       ["spectral-signature", "skipped"],
       ["activation-clustering", "skipped"],
+      ["feature-outliers", "skipped"],
     ]);
     expect(summary.report.json).toBe(join(dir, "small-json", "report.json"));
     expect(q.code).toBe(0);

@@ -337,6 +337,7 @@ describe("the confident joint", () => {
       cellQuantile: 0.75,
       plateauMin: 0.15,
       plateauRatio: 3,
+      plateauConcentration: 0.8,
     });
     expect(s.plateaus.map((p) => [p.given, p.looksLike, p.leakage])).toEqual([
       [2, 1, expect.closeTo(0.26, 6)],
@@ -347,6 +348,20 @@ describe("the confident joint", () => {
       [first, 1],
       [first + 1, 1],
     ]);
+    // The same leakage, spread: the typical image of class 1 gives 0.26 to class 2 and 0.14 to
+    // class 3 (0.26 / 0.42 = 0.62 of what it gives away, not ≥ 0.8) — a soft model's confusion.
+    const confused = rows.map((r, i) => (i >= 100 && i < 200 ? [0.01, 0.58, 0.26, 0.14, 0.01] : r));
+    const natural = noiseStructure(Int32Array.from(labels), Float32Array.from(confused.flat()), C, {
+      candidateBelow: 0.1,
+      minFloor: 3,
+      asymmetryZ: 5,
+      cellQuantile: 0.75,
+      plateauMin: 0.15,
+      plateauRatio: 3,
+      plateauConcentration: 0.8,
+    });
+    expect(natural.plateaus).toEqual([]);
+    expect(natural.selected).toEqual([]);
   });
 
   it("needs probabilities of the right shape, and says so", () => {

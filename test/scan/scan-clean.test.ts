@@ -66,6 +66,7 @@ describe("scan: clean SpamAssassin", () => {
       ["spectre", "not selected (--detectors)"],
       ["spectral-signature", "not selected (--detectors)"],
       ["activation-clustering", "not selected (--detectors)"],
+      ["feature-outliers", "not selected (--detectors)"],
     ]);
     const cl = (r: ScanReport) =>
       Array.from(r.results.find((x) => x.detector === "confident-learning")!.flagged);

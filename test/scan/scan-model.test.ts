@@ -53,7 +53,7 @@ interface ReportJson {
     };
     warnings: string[];
   };
-  detectors: { name: string; status: string }[];
+  detectors: { name: string; status: string; flagged?: number }[];
   dataset: { samples: number; classes: string[] };
 }
 
@@ -123,8 +123,14 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
         "spectre",
         "spectral-signature",
         "activation-clustering",
+        "feature-outliers",
       ]),
     );
+    // A weak model (3 epochs, ≈ 0.81 accurate) on clean images: its typical coats and shirts give
+    // Pullover ≈ 0.18 each, spread over several classes, not concentrated on one as a relabel's
+    // plateau is — confident learning 1.2.0 took both for targeted relabels and flagged 61 (2.4 %).
+    const cl = report.detectors.find((d) => d.name === "confident-learning");
+    expect(cl?.flagged).toBeLessThanOrEqual(N * 0.005); // measured 0
     console.log(
       `scan --model on ${N} Fashion-MNIST images: model accuracy ${rep.probabilities?.accuracy}, ` +
         `${rep.model?.imagesPerSecond} images/s through the scan`,

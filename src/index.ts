@@ -55,6 +55,7 @@ export * from "./robust/index.js";
 export type { ScanTable, ScanAnnotation, Detector, DetectorResult } from "./detect/types.js";
 export { scanTableFromSamples } from "./detect/table.js";
 export { triggerTokens } from "./detect/trigger-tokens.js";
+export { triggerPatches } from "./detect/trigger-patches.js";
 export { nearDuplicates } from "./detect/near-duplicates.js";
 export { confidentLearning } from "./detect/confident-learning.js";
 export { dawidSkene } from "./detect/dawid-skene.js";

@@ -151,6 +151,9 @@ interface RowData {
   meanSquaredNorm: number;
   sparse: readonly SparseVector[] | null;
   dense: Float32Array | null;
+  /** Dense standardized rows: each column's mean and 1 / standard deviation (0 for a constant column). */
+  columnMean?: Float64Array;
+  columnScale?: Float64Array;
 }
 
 function prepare(features: ProxyFeatures, n: number, standardize: boolean): RowData {
@@ -177,15 +180,27 @@ function prepare(features: ProxyFeatures, n: number, standardize: boolean): RowD
   if (features.rows !== n || source.length !== n * cols) throw mismatch(features.rows, n);
   if (!source.every(Number.isFinite))
     throw notFinite(Math.floor(source.findIndex((v) => !Number.isFinite(v)) / cols));
-  const dense = standardize ? standardized(source, n, cols) : source;
+  const z = standardize ? standardized(source, n, cols) : null;
+  const dense = z?.data ?? source;
   let sq = 0;
   for (let k = 0; k < dense.length; k++) sq += (dense[k] as number) ** 2;
-  return { n, cols, meanSquaredNorm: n === 0 ? 1 : sq / n, sparse: null, dense };
+  return {
+    n,
+    cols,
+    meanSquaredNorm: n === 0 ? 1 : sq / n,
+    sparse: null,
+    dense,
+    ...(z === null ? {} : { columnMean: z.mean, columnScale: z.scale }),
+  };
 }
 
 // Column z-scores from all rows. Labels play no part, so using the held-out rows' pixels
 // leaks nothing about their labels.
-function standardized(data: Float32Array, n: number, cols: number): Float32Array {
+function standardized(
+  data: Float32Array,
+  n: number,
+  cols: number,
+): { data: Float32Array; mean: Float64Array; scale: Float64Array } {
   const mean = new Float64Array(cols);
   const sq = new Float64Array(cols);
   for (let i = 0; i < n; i++) {
@@ -209,12 +224,76 @@ function standardized(data: Float32Array, n: number, cols: number): Float32Array
     for (let j = 0; j < cols; j++)
       out[o + j] = ((data[o + j] as number) - (mean[j] as number)) * (scale[j] as number);
   }
-  return out;
+  return { data: out, mean, scale };
 }
 
 interface SoftmaxModel {
   /** Class probabilities of row i into `out`. */
   predict(i: number, out: Float64Array): void;
+  /** Class scores (logits) of row i into `out`, before the softmax. */
+  scores(i: number, out: Float64Array): void;
+  /** The weight of (standardized) column j for class c; 0 for the pinned class of a two-class model. */
+  weight(j: number, c: number): number;
+}
+
+/** A softmax regression trained on every labeled row of dense features, read as a linear model. */
+export interface FittedSoftmax {
+  /** Row-major n × C class scores (logits) of every row. */
+  logits: Float64Array;
+  /**
+   * What column j at value v adds to class c's score, relative to the column at its mean:
+   * weight(j, c) · (v − mean_j) / sd_j with standardization, weight(j, c) · v without.
+   */
+  contribution(j: number, value: number, c: number): number;
+  /** Share of labeled rows whose largest score is their label (in sample). */
+  accuracy: number;
+}
+
+/**
+ * Softmax regression on all labeled rows of dense features (no held-out folds): for detectors that
+ * need a linear model's weights, not out-of-sample probabilities.
+ */
+export function fitSoftmax(
+  features: Pick<FeatureMatrix, "rows" | "cols" | "data">,
+  labels: Int32Array,
+  classes: number,
+  options: ProxyOptions = {},
+): FittedSoftmax {
+  const opts = parseOptions(proxyOptionsSchema, options, "softmax options");
+  const data = prepare(features, labels.length, opts.standardize);
+  checkLabels(labels, classes, 1);
+  const train = Int32Array.from(labels.keys()).filter((i) => (labels[i] as number) >= 0);
+  const model = trainSoftmax(
+    data,
+    labels,
+    classes,
+    train,
+    {
+      l2: opts.l2,
+      epochs: opts.epochs ?? DEFAULTS.dense.epochs,
+      stepScale: opts.stepScale ?? DEFAULTS.dense.stepScale,
+    },
+    new Rng(`${String(opts.seed)}/sgd`),
+  );
+  const n = labels.length;
+  const logits = new Float64Array(n * classes);
+  const z = new Float64Array(classes);
+  let right = 0;
+  for (let i = 0; i < n; i++) {
+    model.scores(i, z);
+    logits.set(z, i * classes);
+    if ((labels[i] as number) >= 0 && argmax(z) === labels[i]) right++;
+  }
+  const mean = data.columnMean;
+  const scale = data.columnScale;
+  return {
+    logits,
+    contribution: (j, value, c) =>
+      mean === undefined || scale === undefined
+        ? model.weight(j, c) * value
+        : model.weight(j, c) * (value - (mean[j] as number)) * (scale[j] as number),
+    accuracy: train.length === 0 ? NaN : right / train.length,
+  };
 }
 
 interface Schedule {
@@ -341,10 +420,17 @@ function trainSoftmax(
       scores(i, out, finalScale);
       softmaxInPlace(out);
     },
+    scores(i, out) {
+      scores(i, out, finalScale);
+    },
+    weight(j, c) {
+      return c < first ? 0 : (V[j * K + c - first] as number) * finalScale;
+    },
   };
 }
 
-function softmaxInPlace(z: Float64Array): void {
+/** z ← softmax(z), stable for any scale. */
+export function softmaxInPlace(z: Float64Array): void {
   let max = -Infinity;
   for (const v of z) if (v > max) max = v;
   let sum = 0;

@@ -50,6 +50,7 @@ export function scanTableFromSamples(samples: readonly Sample[], options: ScanTa
         label: classOf(a.label, s, "annotation"),
       })),
     );
+  if (samples.some((s) => s.image !== undefined)) table.images = samples.map((s) => s.image);
   if ((options.keepTexts ?? true) && samples.some((s) => s.text !== undefined))
     table.texts = samples.map((s) => s.text ?? "");
   return table;

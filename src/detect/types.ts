@@ -3,6 +3,7 @@
 // each reads the table and returns per-sample scores plus findings — and per-sample or
 // per-source risk is combined from their results by the ensemble, never by one detector
 // reaching into another (DESIGN.md).
+import type { ImageTensor } from "../data/sample.js";
 import type { Finding } from "../ledger/types.js";
 
 /** One annotation of one sample by one annotator, labels as class indices. */
@@ -28,6 +29,8 @@ export interface ScanTable {
   sources?: (string | null)[];
   /** Several annotations per sample (crowd or contractor labels), when the data has them. */
   annotations?: ScanAnnotation[][];
+  /** The images (H×W×C in [0, 1]), for image datasets; undefined for a sample without one. */
+  images?: readonly (ImageTensor | undefined)[];
   /** Raw text, for text datasets. */
   texts?: string[];
   /** Dense representation, row-major n × featureDims: penultimate-layer activations of a model. */

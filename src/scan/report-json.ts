@@ -77,6 +77,8 @@ export interface ScanReportJson {
   unattributedSamples: number;
   annotators: JsonValue;
   triggers: JsonValue;
+  /** Image patterns that carry a label (detect/trigger-patches.ts): region, pattern, target, counts. */
+  imageTriggers: JsonValue;
   timings: { stage: string; seconds: number }[];
   seconds: number;
   ledger: JsonValue;
@@ -145,6 +147,11 @@ export function buildReportJson(report: ScanReport, context: ReportContext): Sca
       .filter((f) => f.kind === "trigger-token" && f.subjectType === "dataset")
       .map((f) => ({ ...f.evidence, score: f.score })),
   );
+  const imageTriggers = report.results.flatMap((r) =>
+    r.findings
+      .filter((f) => f.kind === "trigger-patch" && f.subjectType === "dataset")
+      .map((f) => ({ ...f.evidence, score: f.score })),
+  );
   const n = report.dataset.samples;
   return {
     schema: REPORT_SCHEMA,
@@ -170,6 +177,7 @@ export function buildReportJson(report: ScanReport, context: ReportContext): Sca
     unattributedSamples: ensemble.unattributed,
     annotators: toJson(ensemble.annotators.map(groupJson)),
     triggers: toJson(triggers),
+    imageTriggers: toJson(imageTriggers),
     timings: report.timings,
     seconds: report.seconds,
     ledger: toJson(report.ledger),

@@ -12,6 +12,7 @@ import { confidentLearning } from "../detect/confident-learning.js";
 import { dawidSkene } from "../detect/dawid-skene.js";
 import { nearDuplicates } from "../detect/near-duplicates.js";
 import { scanTableFromSamples } from "../detect/table.js";
+import { triggerPatches } from "../detect/trigger-patches.js";
 import { triggerTokens } from "../detect/trigger-tokens.js";
 import type { Detector, DetectorResult, ScanTable } from "../detect/types.js";
 import { parseOptions } from "../features/options.js";
@@ -93,6 +94,13 @@ export const DETECTORS: readonly RegisteredDetector[] = [
   { detector: dawidSkene, reliability: 0.95 },
   // Measured ≥ 0.9 on one-token and phrase triggers at 1% of SpamAssassin.
   { detector: triggerTokens, reliability: 0.9 },
+  // The image counterpart, on pixels (its own pixel model, whatever the representation): a fixed
+  // pattern whose images look like another class without it. Measured precision 0.97–1.00 on 0.5–1%
+  // 3×3 patches in 12k Fashion-MNIST (0.92–0.97 on all 60k), recall 0.92–0.97; 0 flagged on the clean
+  // images (12k and 60k), on 10% flips and on a 2% blend. It sees patches the user's model has
+  // learned so well that its features hold no separate mode (a CNN trained on 0.5% patched images:
+  // SPECTRE and activation clustering flagged none).
+  { detector: triggerPatches, reliability: 0.9, options: ({ seed }) => ({ seed }) },
   // Measured ≥ 0.9 on a 120-copy campaign in SpamAssassin.
   { detector: nearDuplicates, reliability: 0.9, options: ({ seed }) => ({ seed }) },
   // Measured precision ≥ 0.98, recall 0.93–0.99 on 0.5–1% 3×3 patches in 12k Fashion-MNIST (MLP proxy features).

@@ -113,6 +113,7 @@ describe("antidote scan", () => {
       ["confident-learning", "ran"],
       ["dawid-skene", "skipped"],
       ["trigger-tokens", "skipped"],
+      ["trigger-patches", "skipped"],
       ["near-duplicates", "skipped"],
       ["spectre", "skipped"],
       ["spectral-signature", "skipped"],

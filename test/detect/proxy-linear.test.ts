@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { openDataset } from "../../src/data/open.js";
 import { collect, memoryDataset } from "../../src/data/memory.js";
 import type { Sample } from "../../src/data/sample.js";
-import { outOfSampleProbs, stratifiedFolds } from "../../src/detect/proxy-linear.js";
+import { fitSoftmax, outOfSampleProbs, stratifiedFolds } from "../../src/detect/proxy-linear.js";
 import { featurizeText } from "../../src/features/featurize.js";
 import type { SparseRows } from "../../src/features/matrix.js";
 import { Rng } from "../../src/math/rng.js";
@@ -144,6 +144,40 @@ describe("outOfSampleProbs input errors", () => {
           },
         ),
       /column 5 ≥ 2/,
+    );
+  });
+});
+
+describe.runIf(hasFashionMnist())("fitSoftmax on 2,000 Fashion-MNIST images", () => {
+  it("is a linear model: each score is a constant plus its columns' contributions", () => {
+    const samples = fashionMnistSamples(2_000);
+    const data = new Float32Array(samples.length * 784);
+    samples.forEach((s, i) => data.set(s.image!.data, i * 784));
+    const y = Int32Array.from(samples, (s) => FASHION_MNIST_CLASSES.indexOf(s.label!));
+    y[7] = -1; // unlabeled rows are scored, not trained on
+    const m = fitSoftmax({ rows: samples.length, cols: 784, data }, y, 10);
+    expect(m.logits).toHaveLength(samples.length * 10);
+    expect(m.accuracy).toBeGreaterThan(0.8); // in sample; measured 0.89
+    // logit_c(i) − Σ_j contribution(j, x_ij, c) is class c's bias, the same for every row.
+    for (const c of [0, 4, 9]) {
+      const bias = (i: number): number => {
+        let acc = m.logits[i * 10 + c]!;
+        for (let j = 0; j < 784; j++) acc -= m.contribution(j, data[i * 784 + j]!, c);
+        return acc;
+      };
+      for (const i of [1, 7, 500, 1999]) expect(bias(i)).toBeCloseTo(bias(0), 6);
+    }
+  });
+
+  it("names the problem when there is nothing to learn from", () => {
+    const data = new Float32Array(4 * 3);
+    expectUsage(
+      () => fitSoftmax({ rows: 4, cols: 3, data }, Int32Array.from([0, 0, 0, 0]), 1),
+      /at least 2 classes/,
+    );
+    expectUsage(
+      () => fitSoftmax({ rows: 4, cols: 3, data }, Int32Array.from([0, 1]), 2),
+      /the features have 4 rows but there are 2 labels/,
     );
   });
 });

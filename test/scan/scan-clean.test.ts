@@ -62,6 +62,7 @@ describe("scan: clean SpamAssassin", () => {
     expect(again.skipped.map((s) => [s.detector, s.reason])).toEqual([
       ["dawid-skene", "not selected (--detectors)"],
       ["trigger-tokens", "not selected (--detectors)"],
+      ["trigger-patches", "not selected (--detectors)"],
       ["near-duplicates", "not selected (--detectors)"],
       ["spectre", "not selected (--detectors)"],
       ["spectral-signature", "not selected (--detectors)"],

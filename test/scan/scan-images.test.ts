@@ -74,6 +74,15 @@ describe.runIf(hasFashionMnist())("scan: Fashion-MNIST with a 3×3 patch, no mod
     }
     expect(json.exclusionCheck).toEqual(report.exclusionCheck);
     expect(html).toContain("<h2>Exclusion check</h2>");
+    // The pixels say it too: one trigger, labeled Bag, in the bottom-right corner where the
+    // simulator stamps its patch (x = y = 24 … 26).
+    expect(json.imageTriggers).toEqual([
+      expect.objectContaining({ target: "Bag", pattern: ["###", "###", "###"] }),
+    ]);
+    const region = (json.imageTriggers as { region: { x: number; y: number } }[])[0]!.region;
+    expect(region.x).toBeGreaterThanOrEqual(20);
+    expect(region.y).toBeGreaterThanOrEqual(20);
+    expect(html).toContain("<h2>Image triggers</h2>");
     const top = json.flagged[0]!;
     const uri = new RegExp(
       `<code>${top.id}</code>[\\s\\S]*?src="data:image/png;base64,([A-Za-z0-9+/=]+)"`,

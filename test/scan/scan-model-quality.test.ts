@@ -8,13 +8,16 @@ import type { Sample } from "../../src/data/sample.js";
 import { defaultArchitecture } from "../../src/nn/architectures.js";
 import { trainClassifier } from "../../src/nn/train.js";
 import { exportOnnx } from "../../src/onnx/export.js";
+import { buildReportJson } from "../../src/scan/report-json.js";
 import { scanDataset, type ScanReport } from "../../src/scan/scan.js";
 import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
 
 // The scan with the user's own model, as a team that trained before scanning would have it: a
 // small CNN trained (4 epochs) on the poisoned 12,000 Fashion-MNIST images themselves, exported to
 // ONNX by the project's exporter and given with --model. Its penultimate layer (exposed by the graph
-// edit) has learned the trigger, so SPECTRE separates the poison; its probabilities, in-sample,
+// edit) has learned the trigger, so SPECTRE separates the poison at 1% (at 0.5% it has learned it so
+// well that the patched images sit inside the Bag cluster, and only the pixels show them: the
+// trigger-patches detector); its probabilities, in-sample,
 // are averaged with an out-of-sample linear probe on those features, so confident learning finds
 // label flips; on the clean set the same recipe must stay quiet. Targets (issue 4): backdoors
 // precision ≥ 0.90, recall ≥ 0.95; flips 0.85 / 0.90; clean FPR ≤ 0.5%.
@@ -81,9 +84,32 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
       `patch 1%: ${s.flagged} flagged, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}, ` +
         `scan ${report.seconds.toFixed(1)} s`,
     );
-    // Measured (bench:detect, same recipe): precision 0.991, recall 0.950.
+    // Measured: precision 0.968, recall 1.000 — 124 flagged, 4 of them natural bags with a bright
+    // corner (0.991 / 0.950 before the pixel trigger detector joined: it adds the patched images the
+    // features left in the Bag cluster).
     expect(s.precision).toBeGreaterThanOrEqual(0.9);
-    expect(s.recall).toBeGreaterThanOrEqual(0.93);
+    expect(s.recall).toBeGreaterThanOrEqual(0.95);
+  }, 240_000);
+
+  it("finds a 0.5% patch the model learned too well for its features to show, in the pixels", async () => {
+    const { samples, truth } = await poisoned({ kind: "patch", target: "Bag", rate: 0.005, seed: 1 });
+    const model = await trainedModel(samples, "patch-half");
+    const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
+    const s = scored(report, truth);
+    const flaggedBy = (name: string): number =>
+      report.results.find((r) => r.detector === name)?.flagged.reduce((a, b) => a + b, 0) ?? 0;
+    console.log(
+      `patch 0.5%: ${s.flagged} flagged, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}; ` +
+        `spectre ${flaggedBy("spectre")}, activation clustering ${flaggedBy("activation-clustering")}, ` +
+        `trigger patches ${flaggedBy("trigger-patches")}`,
+    );
+    // The CNN has learned the patch (it gives the patched images p(Bag) ≥ 0.95), and its penultimate
+    // features put them inside the Bag cluster: SPECTRE and activation clustering flagged none when
+    // this was measured. The pixels still show it. Measured (bench:detect): 1.000 / 0.967.
+    expect(s.precision).toBeGreaterThanOrEqual(0.9);
+    expect(s.recall).toBeGreaterThanOrEqual(0.95);
+    const json = buildReportJson(report, { dataset: "fm-patch-half", outDir: "out/scan" });
+    expect(json.imageTriggers).toEqual([expect.objectContaining({ target: "Bag" })]);
   }, 240_000);
 
   it("finds 3% targeted flips through the model's probabilities averaged with a probe on its features", async () => {

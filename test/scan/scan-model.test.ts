@@ -124,6 +124,7 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
         "spectral-signature",
         "activation-clustering",
         "feature-outliers",
+        "trigger-patches",
       ]),
     );
     // A weak model (3 epochs, ≈ 0.81 accurate) on clean images: its typical coats and shirts give

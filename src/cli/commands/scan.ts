@@ -302,6 +302,13 @@ function summaryText(
     lines.push(`  skipped: ${skippedDetectors.map((x) => `${x.name} (${x.reason ?? ""})`).join("; ")}`);
   for (const t of records(r.triggers))
     lines.push(`trigger: "${String(t.ngram)}" → ${String(t.target)} in ${String(t.targetCount)} samples`);
+  for (const t of records(r.imageTriggers)) {
+    const at = records([t.region])[0] ?? {};
+    lines.push(
+      `trigger: pixel pattern at x ${String(at.x)}, y ${String(at.y)} (${String(at.width)}×${String(at.height)}) → ` +
+        `${String(t.target)} in ${String(t.mismatchedCarriers)} samples that look like another class without it`,
+    );
+  }
   const groups = (title: string, rows: Record<string, unknown>[]) => {
     const top = rows.filter((g) => Number(g.flagged) > 0 || g.anomalous === true).slice(0, 3);
     if (top.length === 0) return;

@@ -31,9 +31,9 @@
 // merely have similar background there). A group is a trigger only when the content model *with*
 // the window in place puts most of its carriers (`minExplained`) back in their label: the model has
 // learned the pattern as the label's cue, which is what a trigger is. Where the model merely fails
-// on a style of image (bags with a handle it takes for tops), the carriers stay mismatched with the
-// window too — at 60k clean images such groups are significant, and explain ≤ 0.18 of their
-// carriers; 3×3 patches at 0.5–1 % explain 0.68–1.0. A trigger's carriers are flagged; a natural
+// on a style of image, the carriers stay mismatched with the window too — on all 60k clean
+// Fashion-MNIST images 32 such groups are significant and explain none of their carriers; 3×3
+// patches at 0.5–1 % explain 0.68–1.0. A trigger's carriers are flagged; a natural
 // image that holds the pattern and looks like its label is no evidence and is not flagged.
 //
 // What it does not see: triggers spread over the whole image (a blended pattern: no window is the
@@ -75,7 +75,7 @@ export const triggerPatchOptionsSchema = z.object({
    * A significant group of windows is a trigger only when the content model, with the window in
    * place, puts at least this share of its mismatched carriers in their label: it has learned the
    * pattern as the label's cue. Where the model simply fails on a style of image, the carriers stay
-   * mismatched with the window too (measured: ≤ 0.18 for such groups in 60k clean Fashion-MNIST
+   * mismatched with the window too (measured: 0 for the 32 such groups in 60k clean Fashion-MNIST
    * images, 0.68–1.0 for 3×3 patches at 0.5–1 %).
    */
   minExplained: z.number().min(0).max(1).default(0.5),
@@ -388,31 +388,24 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
   );
   significant.sort((a, b) => a.logP - b.logP).splice(MAX_MERGED);
 
-  // Pass 4: the mismatched carriers of the significant candidates, and what each looks like.
+  // Pass 4: the mismatched carriers of the significant candidates.
   const significantOfToken = new Map<number, Candidate[]>();
   for (const c of significant)
     significantOfToken.set(c.token, [...(significantOfToken.get(c.token) ?? []), c]);
   const docLists = new Map<Candidate, number[]>(significant.map((c) => [c, []]));
-  const looksLike = new Map<number, number>();
-  // Carriers the content model *with* the window puts in their label: the window is what makes it fit.
-  const explained = new Set<number>();
   if (significant.length > 0)
     eachLabeled((i, y, token) => {
       const list = significantOfToken.get(token);
       if (list === undefined) return;
       const seenAs = content.scoresWithout(i, removal, rowOf[token] as number, z);
       if (!probabilityBelow(z, y, seenAs, logBar)) return;
-      for (const c of list) {
-        if (c.target !== y) continue;
-        (docLists.get(c) as number[]).push(i);
-        looksLike.set(i, seenAs);
-        if (content.predict(i) === y) explained.add(i);
-      }
+      for (const c of list) if (c.target === y) (docLists.get(c) as number[]).push(i);
     });
   for (const c of significant) c.docs = Int32Array.from(docLists.get(c) as number[]);
   const groups = mergeWindows(significant, windows, opts.window);
+  // Carriers the content model *with* the window puts in their label: the window is what makes them fit.
   const explainedShare = (t: Trigger): number =>
-    t.docs.length === 0 ? 0 : t.docs.filter((d) => explained.has(d)).length / t.docs.length;
+    t.docs.length === 0 ? 0 : t.docs.filter((d) => content.predict(d) === t.target).length / t.docs.length;
   const triggers = groups.filter((t) => explainedShare(t) >= opts.minExplained);
   const dismissed = groups.filter((t) => explainedShare(t) < opts.minExplained);
   const strength = (logP: number): number => Math.max(0, -(logP + logTests) / Math.LN10);
@@ -443,13 +436,15 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
   });
   for (const [d, w] of [...why].sort((a, b) => a[0] - b[0])) {
     const t = triggers[w.trigger] as Trigger;
+    const lead = t.members[0] as Candidate;
+    const looksLike = content.scoresWithout(d, removal, rowOf[lead.token] as number, z);
     findings.push(
       sampleFinding(table, d, "trigger-patch", NAME, VERSION, w.strength, {
         target: table.classes[t.target],
         region: { x: t.x, y: t.y, width: t.width, height: t.height },
-        pattern: windows.pattern((t.members[0] as Candidate).token),
+        pattern: windows.pattern(lead.token),
         // What the content model takes the image for with the pattern's pixels left out.
-        looksLike: table.classes[looksLike.get(d) ?? 0],
+        looksLike: table.classes[looksLike],
       }),
     );
   }

@@ -95,11 +95,11 @@ export const DETECTORS: readonly RegisteredDetector[] = [
   // Measured ≥ 0.9 on one-token and phrase triggers at 1% of SpamAssassin.
   { detector: triggerTokens, reliability: 0.9 },
   // The image counterpart, on pixels (its own pixel model, whatever the representation): a fixed
-  // pattern whose images look like another class without it. Measured precision 0.97–1.00 on 0.5–1%
-  // 3×3 patches in 12k Fashion-MNIST (0.92–0.97 on all 60k), recall 0.92–0.97; 0 flagged on the clean
-  // images (12k and 60k), on 10% flips and on a 2% blend. It sees patches the user's model has
-  // learned so well that its features hold no separate mode (a CNN trained on 0.5% patched images:
-  // SPECTRE and activation clustering flagged none).
+  // pattern whose images look like another class without it. Measured on 0.5–1% 3×3 patches in 12k
+  // Fashion-MNIST: precision 0.97–1.00, recall 0.92–0.97 (all 60k: 0.92–0.97 / 0.91–0.96); 0 flagged
+  // on the clean images (12k and 60k), on 10% flips and on a 2% blend. It sees patches the user's
+  // model has learned so well that its features hold no separate mode (a CNN trained on 0.5% patched
+  // images: SPECTRE and activation clustering flagged none).
   { detector: triggerPatches, reliability: 0.9, options: ({ seed }) => ({ seed }) },
   // Measured ≥ 0.9 on a 120-copy campaign in SpamAssassin.
   { detector: nearDuplicates, reliability: 0.9, options: ({ seed }) => ({ seed }) },

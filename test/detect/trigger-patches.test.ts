@@ -4,33 +4,16 @@
 // images, 10% random flips and a 2% blended (full-image) trigger. Scored against the simulators'
 // ground truth. The detector reads pixels and labels only, so no representation is built here.
 import { beforeAll, describe, expect, it } from "vitest";
-import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
-import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
+import type { AttackSpec } from "../../src/attack/index.js";
 import type { ImageTensor } from "../../src/data/sample.js";
-import { scanTableFromSamples } from "../../src/detect/table.js";
 import { triggerPatches } from "../../src/detect/trigger-patches.js";
 import type { DetectorResult, ScanTable } from "../../src/detect/types.js";
-import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
+import { fashionMnistVariant, type FeatureVariant } from "../helpers/fm-features.js";
+import { hasFashionMnist } from "../helpers/real-data.js";
 
 const N = 12_000;
 
-interface Variant {
-  table: ScanTable;
-  poisoned: Uint8Array;
-}
-
-async function variant(spec: AttackSpec | null): Promise<Variant> {
-  let samples = fashionMnistSamples(N);
-  const ids = new Set<string>();
-  if (spec !== null) {
-    const writer = new MemoryWriter();
-    const gt = await simulateAttack(memoryDataset(samples, { classes: FASHION_MNIST_CLASSES }), writer, spec);
-    samples = writer.samples;
-    for (const p of gt.poisoned) ids.add(p.id);
-  }
-  const table = scanTableFromSamples(samples, { classes: FASHION_MNIST_CLASSES });
-  return { table, poisoned: Uint8Array.from(samples, (s) => (ids.has(s.id) ? 1 : 0)) };
-}
+const variant = (spec: AttackSpec | null): Promise<FeatureVariant> => fashionMnistVariant(N, spec);
 
 function score(r: DetectorResult, poisoned: Uint8Array) {
   let tp = 0;
@@ -64,8 +47,8 @@ const covers = (t: TriggerRow, x: number, y: number): boolean =>
   x >= t.region.x && x < t.region.x + t.region.width && y >= t.region.y && y < t.region.y + t.region.height;
 
 describe.runIf(hasFashionMnist())("trigger patches on Fashion-MNIST pixels", () => {
-  let clean: Variant;
-  let patch: Variant;
+  let clean: FeatureVariant;
+  let patch: FeatureVariant;
   beforeAll(async () => {
     clean = await variant(null);
     patch = await variant({ kind: "patch", target: "Bag", rate: 0.005, seed: 1 });

@@ -6,6 +6,7 @@ import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
 import { imageProxyFeatures } from "../../src/detect/proxy-image.js";
 import { scanTableFromSamples } from "../../src/detect/table.js";
 import type { ScanTable } from "../../src/detect/types.js";
+import type { Sample } from "../../src/data/sample.js";
 import { FASHION_MNIST_CLASSES, fashionMnistSamples } from "./real-data.js";
 
 export interface FeatureVariant {
@@ -14,12 +15,11 @@ export interface FeatureVariant {
   poisoned: Uint8Array;
 }
 
-/** `featureModels` > 1 also fills `table.featureReplicates`, as the scan's image proxy does. */
-export async function fashionMnistFeatures(
+/** The first n Fashion-MNIST training images, poisoned by `spec` (or clean), as a ScanTable with no representation. */
+export async function fashionMnistVariant(
   n: number,
   spec: AttackSpec | null,
-  featureModels = 1,
-): Promise<FeatureVariant> {
+): Promise<FeatureVariant & { samples: Sample[] }> {
   let samples = fashionMnistSamples(n);
   const poisonedIds = new Set<string>();
   if (spec !== null) {
@@ -29,6 +29,16 @@ export async function fashionMnistFeatures(
     for (const p of gt.poisoned) poisonedIds.add(p.id);
   }
   const table = scanTableFromSamples(samples, { classes: FASHION_MNIST_CLASSES });
+  return { table, samples, poisoned: Uint8Array.from(samples, (s) => (poisonedIds.has(s.id) ? 1 : 0)) };
+}
+
+/** `featureModels` > 1 also fills `table.featureReplicates`, as the scan's image proxy does. */
+export async function fashionMnistFeatures(
+  n: number,
+  spec: AttackSpec | null,
+  featureModels = 1,
+): Promise<FeatureVariant> {
+  const { table, samples, poisoned } = await fashionMnistVariant(n, spec);
   const x = new Float32Array(n * 784);
   samples.forEach((s, i) => x.set(s.image!.data, i * 784));
   const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, {
@@ -38,5 +48,5 @@ export async function fashionMnistFeatures(
   table.features = proxy.features;
   table.featureDims = proxy.featureDims;
   if (featureModels > 1) table.featureReplicates = proxy.featureReplicates;
-  return { table, poisoned: Uint8Array.from(samples, (s) => (poisonedIds.has(s.id) ? 1 : 0)) };
+  return { table, poisoned };
 }

@@ -103,7 +103,8 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
         `spectre ${flaggedBy("spectre")}, activation clustering ${flaggedBy("activation-clustering")}, ` +
         `trigger patches ${flaggedBy("trigger-patches")}`,
     );
-    // The CNN has learned the patch (it gives the patched images p(Bag) ≥ 0.95), and its penultimate
+    // The CNN has learned the patch (the scan's probabilities, model and probe, give nine in ten of
+    // the patched images p(Bag) ≥ 0.95), and its penultimate
     // features put them inside the Bag cluster: SPECTRE and activation clustering flagged none when
     // this was measured. The pixels still show it. Measured (bench:detect): 1.000 / 0.967.
     expect(s.precision).toBeGreaterThanOrEqual(0.9);

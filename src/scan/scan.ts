@@ -132,6 +132,8 @@ export const scanOptionsSchema = z.object({
   inputShape: z.array(z.number().int().min(1)).min(1).optional(),
   /** The model output holding the class scores, when it has several (--output). */
   output: z.string().min(1).optional(),
+  /** Average the model's probabilities over one-pixel shifts of each image (see RepresentationOptions.shiftedViews). */
+  shiftedViews: z.boolean().default(true),
   /** Run only these detectors (names as in DETECTORS). */
   detectors: z.array(z.string().min(1)).min(1).optional(),
   seed: z.number().int().default(0),
@@ -252,6 +254,7 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
       model: opts.model,
       inputShape: opts.inputShape,
       output: opts.output,
+      shiftedViews: opts.shiftedViews,
       seed: opts.seed,
       imageProxy: opts.imageProxy,
       onStage: options.onStage,

@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { activationClustering } from "../../src/detect/activation-clustering.js";
 import type { ScanTable } from "../../src/detect/types.js";
+import { outOfSampleProbs } from "../../src/detect/proxy-linear.js";
 import { Rng } from "../../src/math/rng.js";
 import { fashionMnistFeatures, type FeatureVariant } from "../helpers/fm-features.js";
 import { FASHION_MNIST_CLASSES, hasFashionMnist } from "../helpers/real-data.js";
@@ -61,6 +62,54 @@ describe.runIf(hasFashionMnist())("activation clustering on Fashion-MNIST proxy 
     expect(Object.keys(f.evidence)).toEqual(
       expect.arrayContaining(["id", "score", "clusterShare", "silhouette", "distanceRatio"]),
     );
+  });
+
+  it("with probabilities, flags of a label-noise cluster only its members they put in another class", () => {
+    const trouser = FASHION_MNIST_CLASSES.indexOf("Trouser");
+    const sandal = FASHION_MNIST_CLASSES.indexOf("Sandal");
+    const C = FASHION_MNIST_CLASSES.length;
+    const candidates = [...clean.labels.keys()].filter((i) => clean.labels[i] === trouser);
+    const moved = new Set(new Rng(1).sample(candidates, 300));
+    const labels = clean.labels.slice();
+    for (const i of moved) labels[i] = sandal;
+    const table = { ...clean, labels };
+    const without = activationClustering.run(table);
+    // Out-of-sample probabilities from the same features: the moved trousers look like trousers.
+    const probe = outOfSampleProbs({ rows: N, cols: clean.featureDims!, data: clean.features! }, labels, C, {
+      seed: 0,
+    });
+    const top = (i: number) => {
+      let best = 0;
+      for (let j = 1; j < C; j++) if (probe.probs[i * C + j]! > probe.probs[i * C + best]!) best = j;
+      return best;
+    };
+    const r = activationClustering.run({ ...table, probs: probe.probs });
+    expect(r.summary.suspectClasses).toEqual(["Sandal"]);
+    const row = (
+      r.summary.classes as { class: string; minorityPredictedElsewhere?: number; verdict: string }[]
+    ).find((c) => c.class === "Sandal")!;
+    expect(row.minorityPredictedElsewhere).toBeGreaterThan(0.5);
+    expect(row.verdict).toMatch(/label noise/);
+    let kept = 0;
+    let dropped = 0;
+    without.flagged.forEach((f, i) => {
+      if (f === 0) return expect(r.flagged[i]).toBe(0);
+      // The minority members the probabilities call sandals are the ones no longer flagged.
+      expect(r.flagged[i]).toBe(top(i) === sandal ? 0 : 1);
+      if (r.flagged[i] === 1) kept++;
+      else dropped++;
+    });
+    let tp = 0;
+    r.flagged.forEach((f, i) => {
+      if (f === 1 && moved.has(i)) tp++;
+    });
+    console.log(`label-noise cluster: ${kept} flags kept (${tp} moved trousers), ${dropped} dropped`);
+    expect(tp / 300).toBeGreaterThanOrEqual(0.9);
+
+    // A model that learned the group as sandals (a backdoor it learned) keeps every flag.
+    const learned = new Float32Array(N * C).fill(0.02 / (C - 1));
+    labels.forEach((y, i) => (learned[i * C + y] = 0.98));
+    expect(activationClustering.run({ ...table, probs: learned }).flagged).toEqual(without.flagged);
   });
 
   it("flags no clean class on the 2% blended-trigger data either", () => {

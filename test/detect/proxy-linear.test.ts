@@ -92,6 +92,22 @@ describe("outOfSampleProbs on dense rows", () => {
     expect(r.accuracy).toBeGreaterThan(0.78);
     expect(r.accuracy).toBeLessThan(0.9);
     for (const s of rowSums(r.probs, 10)) expect(Math.abs(s - 1)).toBeLessThan(1e-5);
+
+    // maxTrainRows: each fold learns from a seeded subset of its 2,400 training rows.
+    const fewer = outOfSampleProbs({ rows: images.length, cols: 784, data }, y, FASHION_MNIST_CLASSES, {
+      maxTrainRows: 300,
+    });
+    const again = outOfSampleProbs({ rows: images.length, cols: 784, data }, y, FASHION_MNIST_CLASSES, {
+      maxTrainRows: 300,
+    });
+    expect(again.probs).toEqual(fewer.probs);
+    expect(fewer.accuracy).toBeLessThan(r.accuracy - 0.02);
+    expect(fewer.accuracy).toBeGreaterThan(0.6);
+    // A cap above the training rows changes nothing.
+    const capped = outOfSampleProbs({ rows: images.length, cols: 784, data }, y, FASHION_MNIST_CLASSES, {
+      maxTrainRows: 5000,
+    });
+    expect(capped.probs).toEqual(r.probs);
   });
 });
 

@@ -18,8 +18,10 @@ import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../
 // edit) has learned the trigger, so SPECTRE separates the poison at 1% (at 0.5% it has learned it so
 // well that the patched images sit inside the Bag cluster, and only the pixels show them: the
 // trigger-patches detector); its probabilities, in-sample,
-// are averaged with an out-of-sample linear probe on those features, so confident learning finds
-// label flips; on the clean set the same recipe must stay quiet. Targets (issue 4): backdoors
+// are averaged over one-pixel shifts of each image and with two out-of-sample opinions from those
+// features (a linear probe, retrained without the labels the opinions doubt, and the labels of
+// each sample's nearest neighbours), so confident learning finds label flips; on the clean set the
+// same recipe must stay quiet. Targets (issue 4): backdoors
 // precision ≥ 0.90, recall ≥ 0.95; flips 0.85 / 0.90; clean FPR ≤ 0.5%.
 
 const N = 12_000;
@@ -128,8 +130,25 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
     console.log(
       `targeted flips 3%: ${s.flagged} flagged, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}`,
     );
-    // Measured (bench:detect, same recipe): precision 0.886, recall 0.911; the model's own
-    // probabilities alone (in-sample) found none. Targets: 0.85 / 0.90.
+    // Measured (bench:detect, same recipe): precision 0.960, recall 0.936 (0.886 / 0.911 before
+    // shifted views and neighbours' labels); the model's own probabilities alone (in-sample)
+    // found none. Targets: 0.85 / 0.90.
+    expect(s.precision).toBeGreaterThanOrEqual(0.85);
+    expect(s.recall).toBeGreaterThanOrEqual(0.9);
+  }, 240_000);
+
+  it("finds 10% random flips through the model's shifted views, a cleaned probe and neighbours' labels", async () => {
+    const { samples, truth } = await poisoned({ kind: "label-flip", rate: 0.1, seed: 1 });
+    const model = await trainedModel(samples, "flips");
+    const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
+    expect(report.representation.model?.views).toBe(5);
+    expect(report.representation.probabilities?.from).toMatch(/nearest neighbours/);
+    const s = scored(report, truth);
+    console.log(
+      `random flips 10%: ${s.flagged} flagged, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}`,
+    );
+    // Measured (bench:detect, same recipe): 0.869 / 0.903; with the model's probabilities and a
+    // plain probe only, 0.836 / 0.860. Targets: 0.85 / 0.90.
     expect(s.precision).toBeGreaterThanOrEqual(0.85);
     expect(s.recall).toBeGreaterThanOrEqual(0.9);
   }, 240_000);

@@ -93,9 +93,22 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
     });
     // In-sample probabilities averaged with an out-of-sample linear probe on the model's own features.
     expect(rep.probabilities?.kind).toBe("model-and-probe");
-    expect(rep.probabilities?.from).toBe(
-      `model ${model}: output 'logits' (softmax of its logits), in-sample for the samples it was trained on, ` +
-        `averaged with a linear probe on ${rep.features?.from} (5-fold logistic regression, out of sample)`,
+    const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    expect(rep.probabilities?.from).toMatch(
+      new RegExp(
+        "^" +
+          escaped(
+            `model ${model}: output 'logits' (softmax of its logits), averaged over the image and 4 one-pixel shifts ` +
+              `of it, in-sample for the samples it was trained on, averaged with a linear probe on ${rep.features?.from} ` +
+              "(5-fold logistic regression, out of sample, retrained without the ",
+          ) +
+          "\\d+" +
+          escaped(
+            " labels the first opinions gave under 0.1) and with the labels of each sample's 25 nearest " +
+              "neighbours in those features",
+          ) +
+          "$",
+      ),
     );
     expect(rep.probabilities?.inSample).toBe(true);
     // Held out, a linear probe on the 64 hidden units is about as accurate as the model itself
@@ -108,6 +121,7 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
       output: "logits",
       penultimate: "/layer1/relu",
       samples: N,
+      views: 5,
     });
     expect(rep.warnings).toEqual(
       expect.arrayContaining([
@@ -154,6 +168,7 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
     const report = await scanDataset(memoryDataset(samples, { classes: [...FASHION_MNIST_CLASSES] }), {
       model,
       features,
+      shiftedViews: false,
       // spectre once crashed in math/linalg minorMode on these 8 band means; it must run now.
       detectors: ["confident-learning", "spectre"],
     });
@@ -164,6 +179,9 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
     });
     expect(report.representation.probabilities?.from).toMatch(/^model .*fm-mlp\.onnx: output 'logits'/);
     expect(report.representation.probabilities?.accuracy).toBeCloseTo(mlp.trainAccuracy, 3);
+    // shiftedViews: false runs the model on each image once.
+    expect(report.representation.model?.views).toBe(1);
+    expect(report.representation.probabilities?.from).not.toMatch(/shifts/);
     expect(report.results.map((r) => r.detector)).toEqual(["confident-learning", "spectre"]);
     // Classes in the model's order: nothing to match by name.
     expect(report.representation.warnings.some((w) => /matched .* by name/.test(w))).toBe(false);
@@ -191,12 +209,14 @@ describe.runIf(hasFashionMnist())("scan --model on Fashion-MNIST", () => {
         m.graph!.output!.push({ ...m.graph!.output![0]!, name: "/layer1/relu" }),
       ),
     );
-    const [noModel, badShape, badOutput] = await Promise.all([
+    const [noModel, noViews, badShape, badOutput] = await Promise.all([
       antidote(["scan", data, "--out", out, "--input-shape", "1,28,28"]),
+      antidote(["scan", data, "--out", out, "--no-shifted-views"]),
       antidote(["scan", data, "--out", out, "--model", model, "--input-shape", "1x28x28"]),
       antidote(["scan", data, "--out", out, "--model", twoOutputs, "--output", "probs"]),
     ]);
     expectUserError(noModel, 2, /--input-shape: applies to --model only\./);
+    expectUserError(noViews, 2, /--no-shifted-views: applies to --model only\./);
     expectUserError(badShape, 2, /--input-shape: must be comma-separated sizes, e\.g\. 3,224,224/);
     expectUserError(
       badOutput,

@@ -16,6 +16,7 @@ import { z } from "zod";
 import { parseOptions } from "../features/options.js";
 import type { Finding } from "../ledger/types.js";
 import {
+  argmax,
   gatherRows,
   median,
   medianAbsoluteDeviation,
@@ -229,10 +230,9 @@ function minorityPredictedElsewhere(table: ScanTable, split: ClassSplit): number
   return minority === 0 ? null : elsewhere / minority;
 }
 
+/** Sample i's most probable class. */
 function topClass(probs: Float32Array, i: number, C: number): number {
-  let best = 0;
-  for (let j = 1; j < C; j++) if ((probs[i * C + j] as number) > (probs[i * C + best] as number)) best = j;
-  return best;
+  return argmax(probs.subarray(i * C, (i + 1) * C));
 }
 
 function twoMeans(

@@ -39,7 +39,20 @@ export { ImageFeaturizer, mergeImageStats } from "./features/image.js";
 export { TabularFeaturizer, mergeTabularStats } from "./features/tabular.js";
 export type { FeatureMatrix, Featurizer } from "./features/matrix.js";
 export type { SparseVector } from "./math/sparse.js";
-export { openLedger } from "./ledger/index.js";
+export {
+  openLedger,
+  openLedgerReader,
+  recordDigest,
+  signerFromPrivateKey,
+  parseSignedTreeHead,
+  consistencyProof,
+  verifyConsistency,
+  inclusionProof,
+  verifyInclusion,
+  LEDGER_KEY_ENV,
+  LEDGER_KEY_PASSPHRASE_ENV,
+  type LedgerSigner,
+} from "./ledger/index.js";
 export type * from "./ledger/types.js";
 export { SOURCE_KINDS } from "./ledger/types.js";
 export * from "./provenance/index.js";

@@ -1,20 +1,25 @@
-// Appending a batch: validate everything, then under the ledger's write lock read the chain
-// head, chain the events onto it, write them and their projections, and sign a checkpoint —
-// all in one transaction, so a crash or an error at any point leaves the ledger at its last
-// complete append.
+// Appending a batch: validate everything, then under the ledger's write lock check that the
+// head is the one our key last signed, chain the events onto it, write them and their
+// projections, extend the Merkle tree and sign a checkpoint — all in one transaction, so a
+// crash or an error at any point leaves the ledger at its last complete append.
 import { AntidoteError } from "../errors.js";
 import type { Backend } from "./backend.js";
 import { GENESIS_HASH, canonicalJson, eventHashOfCanonical } from "./chain.js";
 import type { LedgerDb } from "./database.js";
-import { signCheckpoint, type LedgerKey } from "./keys.js";
+import { signCheckpoint, type LedgerSigner } from "./keys.js";
+import { checkedHead } from "./head.js";
 import { applyEvent, chunks } from "./project.js";
 import { parseEvents } from "./schemas.js";
+import { extendFrontier, frontierRoot, leafHash } from "./tree.js";
 import type { Checkpoint, LedgerEvent, LedgerEventInput } from "./types.js";
 import { writeWitness } from "./witness.js";
 
 export interface AppendContext {
   backend: Backend;
-  key: LedgerKey;
+  /** The ledger's current key: the head must carry its checkpoint. */
+  signer: LedgerSigner;
+  /** Signs this batch's checkpoint when it differs (the batch that rotates the key). */
+  nextSigner?: LedgerSigner;
 }
 
 /**
@@ -23,7 +28,7 @@ export interface AppendContext {
  * `skipIf` says so once the lock is held.
  */
 export async function appendEvents(
-  { backend, key }: AppendContext,
+  { backend, signer, nextSigner }: AppendContext,
   input: readonly LedgerEventInput[],
   actor: string,
   skipIf?: (trx: LedgerDb) => Promise<boolean>,
@@ -40,15 +45,12 @@ export async function appendEvents(
   const written = await backend.writeTransaction(async (trx) => {
     if (manifests.length > 0 && (await anyDeliveryRecorded(trx, manifests))) return undefined;
     if (skipIf !== undefined && (await skipIf(trx))) return undefined;
+    // Never extend a head our key did not sign: that is how a history rewritten without the
+    // key (events re-hashed, checkpoints deleted) would otherwise get signed as genuine.
+    const head = await checkedHead(trx, signer);
     // Taken under the lock, so times follow seq even when writers queue.
     const at = new Date().toISOString();
-    const head = await trx
-      .selectFrom("events")
-      .select(["seq", "hash"])
-      .orderBy("seq", "desc")
-      .limit(1)
-      .executeTakeFirst();
-    const stored = chain(events, head?.seq ?? 0, head?.hash ?? GENESIS_HASH, at, actor);
+    const stored = chain(events, head.seq, head.hash ?? GENESIS_HASH, at, actor);
     for (const [index, { event }] of stored.entries()) {
       try {
         await applyEvent(trx, event, backend.maxParams);
@@ -66,7 +68,14 @@ export async function appendEvents(
     }
     await insertEvents(trx, stored, backend.maxParams);
     const last = (stored[stored.length - 1] as Chained).event;
-    const checkpoint = signCheckpoint(key, { seq: last.seq, hash: last.hash, at });
+    const frontier = stored.reduce((f, { event }) => extendFrontier(f, leafHash(event.hash)), head.frontier);
+    const root = frontierRoot(frontier).toString("hex");
+    const checkpoint = await signCheckpoint(nextSigner ?? signer, {
+      seq: last.seq,
+      hash: last.hash,
+      at,
+      root,
+    });
     await trx
       .insertInto("checkpoints")
       .values({
@@ -75,6 +84,8 @@ export async function appendEvents(
         at: checkpoint.at,
         key_id: checkpoint.keyId,
         signature: checkpoint.signature,
+        root,
+        frontier: JSON.stringify(frontier.nodes.map((n) => n.toString("hex"))),
       })
       .execute();
     return { stored: stored.map((c) => c.event), checkpoint };

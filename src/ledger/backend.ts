@@ -2,7 +2,7 @@
 // Both are the same Kysely `Database` with the same migrations; this module is the only
 // place that knows how each engine serializes writers, takes a consistent snapshot, and
 // how its location is written for people.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import {
@@ -18,7 +18,7 @@ import pg from "pg";
 import { AntidoteError } from "../errors.js";
 import { sha256Hex } from "./chain.js";
 import type { Database, LedgerDb } from "./database.js";
-import { migrationProvider } from "./migrations.js";
+import { LATEST_MIGRATION, migrationProvider } from "./migrations.js";
 
 export const DEFAULT_LOCATION = join(".antidote", "ledger.db");
 
@@ -33,8 +33,12 @@ const STATEMENT_PARAMS = 10_000;
 /** Advisory-lock key that serializes PostgreSQL writers (ASCII "antidote" folded to 31 bits). */
 export const PG_WRITE_LOCK = 0x616e7469;
 
+/** "write" creates and upgrades; "read" opens an existing, up-to-date ledger and can never write. */
+export type OpenMode = "read" | "write";
+
 export interface Backend {
   readonly engine: "sqlite" | "postgres";
+  readonly mode: OpenMode;
   readonly db: LedgerDb;
   /** "sqlite:<absolute path>" or the URL without its password. */
   readonly location: string;
@@ -56,24 +60,37 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-export async function openBackend(location: string | undefined): Promise<Backend> {
+export async function openBackend(location: string | undefined, mode: OpenMode = "write"): Promise<Backend> {
   const backend =
-    location !== undefined && isPostgresUrl(location) ? await openPostgres(location) : openSqlite(location);
-  await migrate(backend);
+    location !== undefined && isPostgresUrl(location)
+      ? await openPostgres(location, mode)
+      : openSqlite(location, mode);
+  if (mode === "write") await migrate(backend);
+  else await requireCurrentSchema(backend);
   return backend;
 }
 
-function openSqlite(location: string | undefined): Backend {
+function openSqlite(location: string | undefined, mode: OpenMode): Backend {
   const file = resolve(location ?? DEFAULT_LOCATION);
   const display = `sqlite:${file}`;
+  // A read of a mistyped path must say so, not create an empty ledger and call it intact.
+  if (mode === "read" && !existsSync(file))
+    throw new AntidoteError(
+      "LEDGER_UNAVAILABLE",
+      `no ledger at ${display} (nothing was created): check --ledger or $ANTIDOTE_LEDGER.`,
+    );
   let database: BetterSqlite3.Database;
   try {
-    mkdirSync(dirname(file), { recursive: true });
-    database = new BetterSqlite3(file, { timeout: BUSY_TIMEOUT_MS });
-    // WAL lets readers (trace, verify) run while another process appends; FULL makes each
-    // committed append durable before append() returns.
-    database.pragma("journal_mode = WAL");
-    database.pragma("synchronous = FULL");
+    if (mode === "read")
+      database = new BetterSqlite3(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    else {
+      mkdirSync(dirname(file), { recursive: true });
+      database = new BetterSqlite3(file, { timeout: BUSY_TIMEOUT_MS });
+      // WAL lets readers (trace, verify) run while another process appends; FULL makes each
+      // committed append durable before append() returns.
+      database.pragma("journal_mode = WAL");
+      database.pragma("synchronous = FULL");
+    }
   } catch (e) {
     throw unavailable(display, e);
   }
@@ -81,6 +98,7 @@ function openSqlite(location: string | undefined): Backend {
   const homeDir = basename(dirname(file)) === ".antidote" ? dirname(file) : join(dirname(file), ".antidote");
   return {
     engine: "sqlite",
+    mode,
     db,
     location: display,
     homeDir,
@@ -132,9 +150,14 @@ class LockingSqliteDialect extends SqliteDialect {
   }
 }
 
-async function openPostgres(url: string): Promise<Backend> {
+async function openPostgres(url: string, mode: OpenMode): Promise<Backend> {
   const display = withoutPassword(url);
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  // A reader's sessions are read-only on the server itself, whatever a bug here might try.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 4,
+    ...(mode === "read" ? { options: "-c default_transaction_read_only=on" } : {}),
+  });
   // An idle client whose server went away emits 'error' on the pool; the next query
   // reports it as LEDGER_UNAVAILABLE instead of the process crashing.
   pool.on("error", () => undefined);
@@ -148,6 +171,7 @@ async function openPostgres(url: string): Promise<Backend> {
   const homeDir = resolve(".antidote");
   return {
     engine: "postgres",
+    mode,
     db,
     location: display,
     homeDir,
@@ -176,6 +200,32 @@ async function openPostgres(url: string): Promise<Backend> {
       db.transaction().setIsolationLevel("repeatable read").setAccessMode("read only").execute(fn),
     close: () => db.destroy(),
   };
+}
+
+// Reading never upgrades: a ledger from an older Antidote is upgraded by a command that
+// writes (any append, or `antidote ledger upgrade`), and a database without our tables is
+// not a ledger at all.
+async function requireCurrentSchema(backend: Backend): Promise<void> {
+  let applied: string[];
+  try {
+    const rows = await sql<{ name: string }>`select name from kysely_migration`.execute(backend.db);
+    applied = rows.rows.map((r) => r.name);
+  } catch (e) {
+    await backend.close().catch(() => undefined);
+    throw new AntidoteError(
+      "LEDGER_UNAVAILABLE",
+      `${backend.location} is not an Antidote ledger (no schema).`,
+      {
+        cause: e,
+      },
+    );
+  }
+  if (applied.includes(LATEST_MIGRATION)) return;
+  await backend.close().catch(() => undefined);
+  throw new AntidoteError(
+    "LEDGER_UNAVAILABLE",
+    `ledger ${backend.location} was written by an older Antidote; upgrade it once with \`antidote ledger upgrade\` (reads never change a ledger).`,
+  );
 }
 
 async function migrate(backend: Backend): Promise<void> {

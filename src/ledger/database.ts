@@ -22,6 +22,10 @@ export interface CheckpointsTable {
   at: string;
   key_id: string;
   signature: string;
+  /** Hex RFC 9162 root over events 1..seq; null on checkpoints from before the tree. */
+  root: string | null;
+  /** JSON array of hex subtree roots (tree.ts `Frontier`); derivable, kept so appends are O(log n). */
+  frontier: string | null;
 }
 
 export interface LedgerKeysTable {

@@ -3,45 +3,73 @@
 // only through the `Ledger` contract in types.ts.
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
+import { AntidoteError } from "../errors.js";
 import { appendEvents, type AppendContext } from "./append.js";
 import { openBackend, type Backend } from "./backend.js";
-import { loadOrCreateLedgerKey, type LedgerKey } from "./keys.js";
+import { rotationMessage } from "./chain.js";
+import { deliveryEvidence } from "./evidence.js";
+import {
+  LEDGER_KEY_ENV,
+  createLedgerKeyFile,
+  describeOrigin,
+  readLedgerKey,
+  type LedgerSigner,
+} from "./keys.js";
 import * as q from "./queries.js";
 import { traceSample, traceSource } from "./trace.js";
 import type {
   AppendOptions,
   DatasetVersion,
+  DeliveryEvidence,
   DeliveryRecord,
   Finding,
   Ledger,
   LedgerEvent,
+  LedgerReader,
   LedgerEventInput,
   ModelRecord,
   OpenLedgerOptions,
   SampleRecord,
   SampleTrace,
+  SignedTreeHead,
   Source,
   SourceTrace,
+  VerifyOptions,
   VerifyReport,
 } from "./types.js";
-import { verifyLedger } from "./verify.js";
+import { signedHead, verifyLedger } from "./verify.js";
 
 export * from "./types.js";
-export { GENESIS_HASH, canonicalJson, eventHash } from "./chain.js";
-export { keyIdOf } from "./keys.js";
+export { GENESIS_HASH, canonicalJson, eventHash, recordDigest } from "./chain.js";
+export {
+  LEDGER_KEY_ENV,
+  LEDGER_KEY_PASSPHRASE_ENV,
+  keyIdOf,
+  parseLedgerPrivateKey,
+  signerFromPrivateKey,
+  writePrivateKeyFile,
+  type LedgerSigner,
+} from "./keys.js";
+export { consistencyProof, inclusionProof, verifyConsistency, verifyInclusion } from "./tree.js";
+export { parseSignedTreeHead } from "./verify.js";
 
 /**
- * Open (creating when needed) the ledger at `options.location`: a SQLite file path (default
- * `.antidote/ledger.db`) or a `postgres://` URL. Brings the schema up to date, loads or
- * creates the ledger's checkpoint key and records it in the log when it is new.
+ * Open (creating when needed) the ledger at `options.location` for writing: a SQLite file path
+ * (default `.antidote/ledger.db`) or a `postgres://` URL. Brings the schema up to date and
+ * loads the ledger's key — creating it only for a ledger with no events yet. A ledger whose
+ * key is missing or is not the key its log endorses is refused, never re-keyed.
  */
 export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledger> {
-  const backend = await openBackend(options.location);
+  const backend = await openBackend(options.location, "write");
   try {
     const keyPath = resolve(options.keyPath ?? join(backend.homeDir, "ledger-key.pem"));
-    const key = loadOrCreateLedgerKey(keyPath);
-    const ledger = new SqlLedger(backend, key, keyPath, options.actor ?? defaultActor());
-    await ledger.recordKey();
+    const ledger = new SqlLedger(
+      backend,
+      await ledgerSigner(backend, keyPath, options.signer),
+      keyPath,
+      options.actor ?? defaultActor(),
+    );
+    await ledger.recordGenesisKey();
     return ledger;
   } catch (e) {
     await backend.close().catch(() => undefined);
@@ -49,48 +77,76 @@ export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledge
   }
 }
 
-class SqlLedger implements Ledger {
-  readonly location: string;
-  readonly homeDir: string;
-  private readonly context: AppendContext;
-  private closed = false;
+/**
+ * Open an existing ledger for reading only: nothing is created, migrated, appended or keyed
+ * (a SQLite file is opened read-only, PostgreSQL sessions are read-only), so `verify`, `log`
+ * and `trace` can run where the key is absent and can never change what they look at.
+ */
+export async function openLedgerReader(
+  options: Pick<OpenLedgerOptions, "location"> = {},
+): Promise<LedgerReader> {
+  return new SqlLedgerReader(await openBackend(options.location, "read"));
+}
 
-  constructor(
-    private readonly backend: Backend,
-    private readonly key: LedgerKey,
-    readonly keyPath: string,
-    private readonly actor: string,
-  ) {
-    this.location = backend.location;
-    this.homeDir = backend.homeDir;
-    this.context = { backend, key };
-  }
-
-  /** Record this opener's checkpoint key, once, however many processes open at the same time. */
-  async recordKey(): Promise<void> {
-    const { keyId, publicKeyPem } = this.key;
-    const recorded = (trx: Backend["db"]) =>
-      trx
-        .selectFrom("ledger_keys")
-        .select("key_id")
-        .where("key_id", "=", keyId)
-        .executeTakeFirst()
-        .then((r) => r !== undefined);
-    if (await recorded(this.backend.db)) return;
-    await appendEvents(
-      this.context,
-      [{ kind: "ledger.key-rotated", payload: { keyId, publicKeyPem } }],
-      this.actor,
-      recorded,
+// Which key signs: a caller's signer, else $ANTIDOTE_LEDGER_KEY, else the key file. A new key
+// is made only while the log is empty; after that the key must be the one the log endorses.
+async function ledgerSigner(
+  backend: Backend,
+  keyPath: string,
+  given: LedgerSigner | undefined,
+): Promise<LedgerSigner> {
+  const recorded = await backend.db
+    .selectFrom("ledger_keys")
+    .select(["key_id", "seq"])
+    .orderBy("seq", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  const empty =
+    (await backend.db.selectFrom("events").select("seq").limit(1).executeTakeFirst()) === undefined;
+  const found =
+    given !== undefined ? { signer: given, origin: { kind: "signer" as const } } : readLedgerKey(keyPath);
+  if (found === undefined) {
+    if (empty) return createLedgerKeyFile(keyPath);
+    throw new AntidoteError(
+      "LEDGER_UNAVAILABLE",
+      `the key of ledger ${backend.location} is missing: ${keyPath} does not exist and $${LEDGER_KEY_ENV} is not set. ` +
+        `Nothing was written, and no new key was made: restore the ledger's key (id ${recorded?.key_id.slice(0, 16) ?? "unknown"}…). Reading commands (ledger verify, ledger log, trace) need no key.`,
     );
   }
+  if (recorded !== undefined && recorded.key_id !== found.signer.keyId)
+    throw new AntidoteError(
+      "KEY_UNTRUSTED",
+      `${describeOrigin(found.origin)} holds key ${found.signer.keyId.slice(0, 16)}…, but ledger ${backend.location} is signed by key ` +
+        `${recorded.key_id.slice(0, 16)}… (recorded at #${recorded.seq}). Nothing was written: use the ledger's key; a ledger changes key only with \`antidote ledger rotate-key\`, endorsed by its current key.`,
+    );
+  return found.signer;
+}
 
-  append(events: LedgerEventInput[], options: AppendOptions = {}): Promise<LedgerEvent[]> {
-    return appendEvents(this.context, events, options.actor ?? this.actor);
+class SqlLedgerReader implements LedgerReader {
+  readonly location: string;
+  readonly homeDir: string;
+  private closed = false;
+
+  constructor(protected readonly backend: Backend) {
+    this.location = backend.location;
+    this.homeDir = backend.homeDir;
   }
 
-  verify(): Promise<VerifyReport> {
-    return verifyLedger(this.backend);
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyLedger(this.backend, options);
+  }
+
+  signedHead(): Promise<SignedTreeHead | undefined> {
+    return signedHead(this.backend);
+  }
+
+  deliveryEvidence(deliveryId: string): Promise<DeliveryEvidence> {
+    return this.backend.snapshot((db) => deliveryEvidence(db, deliveryId, this.trustedKeyPem()));
+  }
+
+  /** The key evidence must be signed by; a reader derives it from the log's endorsed key chain. */
+  protected trustedKeyPem(): string | undefined {
+    return undefined;
   }
 
   events(fromSeq?: number): AsyncIterable<LedgerEvent> {
@@ -158,6 +214,73 @@ class SqlLedger implements Ledger {
     if (this.closed) return;
     this.closed = true;
     await this.backend.close();
+  }
+}
+
+class SqlLedger extends SqlLedgerReader implements Ledger {
+  private context: AppendContext;
+
+  constructor(
+    backend: Backend,
+    private currentSigner: LedgerSigner,
+    readonly keyPath: string,
+    private readonly actor: string,
+  ) {
+    super(backend);
+    this.context = { backend, signer: currentSigner };
+  }
+
+  get signer(): LedgerSigner {
+    return this.currentSigner;
+  }
+
+  protected override trustedKeyPem(): string {
+    return this.currentSigner.publicKeyPem;
+  }
+
+  /** A new ledger's first event records its key, once, however many processes open it at once. */
+  async recordGenesisKey(): Promise<void> {
+    const { keyId, publicKeyPem } = this.currentSigner;
+    const anyKey = (trx: Backend["db"]) =>
+      trx
+        .selectFrom("ledger_keys")
+        .select("key_id")
+        .limit(1)
+        .executeTakeFirst()
+        .then((r) => r !== undefined);
+    if (await anyKey(this.backend.db)) return;
+    await appendEvents(
+      this.context,
+      [{ kind: "ledger.key-rotated", payload: { keyId, publicKeyPem } }],
+      this.actor,
+      anyKey,
+    );
+    // Another process may have created the ledger with its own key in the meantime.
+    await ledgerSigner(this.backend, this.keyPath, this.currentSigner);
+  }
+
+  append(events: LedgerEventInput[], options: AppendOptions = {}): Promise<LedgerEvent[]> {
+    return appendEvents(this.context, events, options.actor ?? this.actor);
+  }
+
+  async rotateKey(next: LedgerSigner, options: AppendOptions = {}): Promise<LedgerEvent[]> {
+    const incoming = { keyId: next.keyId, publicKeyPem: next.publicKeyPem };
+    const signature = Buffer.from(await this.currentSigner.sign(rotationMessage(incoming))).toString(
+      "base64",
+    );
+    const written = await appendEvents(
+      { ...this.context, nextSigner: next },
+      [
+        {
+          kind: "ledger.key-rotated",
+          payload: { ...incoming, endorsement: { keyId: this.currentSigner.keyId, signature } },
+        },
+      ],
+      options.actor ?? this.actor,
+    );
+    this.currentSigner = next;
+    this.context = { backend: this.backend, signer: next };
+    return written;
   }
 }
 

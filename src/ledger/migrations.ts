@@ -203,7 +203,20 @@ export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
   await s.createIndex("model_trained_on_version").on("model_trained_on").column("version").execute();
 }
 
+// Checkpoints become signed tree heads: the RFC 9162 root over the events they cover, and
+// the frontier (the perfect subtrees' roots) an append extends without reading every event.
+// Checkpoints written before stay valid: their signatures cover { seq, hash, at } only.
+const merkleCheckpoints: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("checkpoints").addColumn("root", "text").execute();
+    await db.schema.alterTable("checkpoints").addColumn("frontier", "text").execute();
+  },
+};
+
 /** Migration names sort in the order they run. */
 export const migrationProvider: MigrationProvider = {
-  getMigrations: () => Promise.resolve({ "0001-initial": initial }),
+  getMigrations: () =>
+    Promise.resolve({ "0001-initial": initial, "0002-merkle-checkpoints": merkleCheckpoints }),
 };
+
+export const LATEST_MIGRATION = "0002-merkle-checkpoints";

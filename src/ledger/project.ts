@@ -5,9 +5,9 @@
 // source, delivery, version) fails the append, leaving nothing written.
 import { createPublicKey } from "node:crypto";
 import { AntidoteError } from "../errors.js";
-import { canonicalJson } from "./chain.js";
+import { canonicalJson, rotationMessage } from "./chain.js";
 import type { LedgerDb } from "./database.js";
-import { keyIdOf } from "./keys.js";
+import { keyIdOf, signatureValid } from "./keys.js";
 import type { LedgerEvent, LedgerEventInput, Transform } from "./types.js";
 
 type EventOf<K extends LedgerEventInput["kind"]> = Extract<LedgerEventInput, { kind: K }> & {
@@ -432,10 +432,42 @@ async function modelRegistered({ db }: Ctx, e: EventOf<"model.registered">): Pro
   if (rows.length > 0) await db.insertInto("model_trained_on").values(rows).execute();
 }
 
+// The first ledger key is taken on first use; every later one must be endorsed by the key it
+// replaces, so replacing the key file (or writing this event by hand) cannot re-key a ledger.
 async function ledgerKeyRotated({ db }: Ctx, e: EventOf<"ledger.key-rotated">): Promise<void> {
   const pem = normalizedPem(e.payload.publicKeyPem);
   if (keyIdOf(pem) !== e.payload.keyId)
     throw new AntidoteError("USAGE", `keyId ${e.payload.keyId} is not the SHA-256 of the given public key.`);
+  const current = await db
+    .selectFrom("ledger_keys")
+    .select(["key_id", "public_key_pem"])
+    .orderBy("seq", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  if (current !== undefined) {
+    const endorsement = e.payload.endorsement;
+    if (
+      current.key_id === e.payload.keyId ||
+      (await db
+        .selectFrom("ledger_keys")
+        .select("key_id")
+        .where("key_id", "=", e.payload.keyId)
+        .executeTakeFirst()) !== undefined
+    )
+      throw new AntidoteError(
+        "KEY_UNTRUSTED",
+        `key ${e.payload.keyId.slice(0, 16)}… was already a ledger key; a rotation needs a new key.`,
+      );
+    if (
+      endorsement === undefined ||
+      endorsement.keyId !== current.key_id ||
+      !signatureValid(rotationMessage(e.payload), endorsement.signature, current.public_key_pem)
+    )
+      throw new AntidoteError(
+        "KEY_UNTRUSTED",
+        `the rotation to key ${e.payload.keyId.slice(0, 16)}… is not endorsed by the ledger's current key ${current.key_id.slice(0, 16)}….`,
+      );
+  }
   await db
     .insertInto("ledger_keys")
     .values({ key_id: e.payload.keyId, public_key_pem: pem, added_at: e.at, seq: e.seq })

@@ -102,6 +102,7 @@ export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
       sampleCount: z.number().int().min(0),
       datasetVersion: name,
       store: z.string().nullable(),
+      storeSha256: hexDigest.optional(),
     }),
   }),
   z.object({
@@ -114,6 +115,7 @@ export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
       version: name,
       name,
       merkleRoot: hexDigest,
+      recordsRoot: hexDigest.optional(),
       parent: name.nullable(),
       transform: transformSchema,
       sampleCount: z.number().int().min(0),
@@ -141,7 +143,11 @@ export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
   }),
   z.object({
     kind: z.literal("ledger.key-rotated"),
-    payload: z.object({ keyId: hexDigest, publicKeyPem: ed25519PublicKeyPem }),
+    payload: z.object({
+      keyId: hexDigest,
+      publicKeyPem: ed25519PublicKeyPem,
+      endorsement: z.object({ keyId: hexDigest, signature: z.string().min(1) }).optional(),
+    }),
   }),
 ]);
 

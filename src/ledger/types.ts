@@ -2,6 +2,7 @@
 // Every other module (ingest, scan, audit, robust aggregation, the CLI and the server)
 // talks to the ledger only through these types, so SQLite and PostgreSQL stay
 // interchangeable behind `openLedger`.
+import type { LedgerSigner } from "./keys.js";
 
 /** What a source is; decides the default signature policy (see `requiresSignature`). */
 export type SourceKind = "supplier" | "contractor" | "web" | "fl-client" | "agent" | "foundation-model";
@@ -102,6 +103,8 @@ export type LedgerEventInput =
         /** Where the received samples were stored (a path relative to the sample store), so
          * `export` can rebuild versions from the ledger; null when the content was not kept. */
         store: string | null;
+        /** SHA-256 of the store file as written: the store is checked against it on every read. */
+        storeSha256?: string;
       };
     }
   | {
@@ -116,6 +119,9 @@ export type LedgerEventInput =
         name: string;
         /** Merkle root over the sorted sample digests. */
         merkleRoot: string;
+        /** Merkle root over the sorted record digests (content, label and annotations of each
+         * member: `recordDigest`), so a version's identity covers what poisoning changes. */
+        recordsRoot?: string;
         parent: string | null;
         transform: Transform;
         /** Sample digests, in batches via `dataset.members-added` when large. */
@@ -136,7 +142,16 @@ export type LedgerEventInput =
         format: string;
       };
     }
-  | { kind: "ledger.key-rotated"; payload: { keyId: string; publicKeyPem: string } };
+  | {
+      kind: "ledger.key-rotated";
+      payload: {
+        keyId: string;
+        publicKeyPem: string;
+        /** The outgoing key's signature over the incoming one (chain.ts `rotationMessage`);
+         * absent only on a ledger's first key. */
+        endorsement?: { keyId: string; signature: string };
+      };
+    };
 
 export type LedgerEventKind = LedgerEventInput["kind"];
 
@@ -156,19 +171,51 @@ export interface Checkpoint {
   seq: number;
   hash: string;
   at: string;
+  /** RFC 9162 Merkle tree head (hex) over the first `seq` events; absent on checkpoints
+   * written before the tree existed. */
+  root?: string;
   keyId: string;
-  /** Base64 Ed25519 signature over the canonical JSON of {seq, hash, at}. */
+  /** Base64 Ed25519 signature over the canonical JSON of {seq, hash, at, root}. */
   signature: string;
+}
+
+/**
+ * A checkpoint published outside the ledger (`antidote ledger checkpoint --out`): the signed
+ * head plus the public key that signed it, so a later `ledger verify --witness` can prove the
+ * ledger still extends it even if everything in the ledger directory was replaced.
+ */
+export interface SignedTreeHead extends Checkpoint {
+  format: "antidote-ledger-head/v1";
+  root: string;
+  publicKeyPem: string;
+  /** Where the head was read from, for people; not part of what is checked. */
+  ledger: string;
 }
 
 export interface VerifyReport {
   ok: boolean;
   events: number;
   checkpoints: number;
+  /** Hex RFC 9162 root over all events: what the head checkpoint signs. */
+  root?: string;
   /** The first event whose hash or link does not recompute, with why. */
   firstBad?: { seq: number; reason: string };
   /** Derived tables that disagree with a replay of the events. */
   tableMismatches: string[];
+  /** The local witness file (see witness.ts): present, absent or unreadable. */
+  localWitness: "ok" | "absent" | "unreadable";
+  /** The externally kept head checked with `witness`, when one was given. */
+  witness?: {
+    seq: number;
+    ok: boolean;
+    /** The RFC 9162 consistency proof from the witnessed head to today's (hex hashes). */
+    consistencyProof: string[];
+  };
+}
+
+export interface VerifyOptions {
+  /** A head published earlier (`ledger checkpoint --out`): the ledger must extend it unchanged. */
+  witness?: SignedTreeHead;
 }
 
 export interface DatasetVersion {
@@ -232,25 +279,26 @@ export interface AppendOptions {
   actor?: string;
 }
 
-export interface Ledger {
+/** What every reader of a ledger may do: nothing here writes, to the database or anywhere. */
+export interface LedgerReader {
   /** "sqlite:<path>" or the postgres URL with the password removed. */
   readonly location: string;
-  /** Path of the ledger's Ed25519 private key (PKCS#8 PEM): it signs checkpoints, and `export`
-   * signs clean versions' manifests with it. */
-  readonly keyPath: string;
   /** Directory for the ledger's own files besides the database: `.antidote/` next to a SQLite
    * file, `.antidote/` in the working directory for PostgreSQL. The sample store lives here. */
   readonly homeDir: string;
 
-  /**
-   * Append events atomically: all or none, one transaction, serialized against every
-   * other writer (other processes included). Validates payloads before writing; a
-   * checkpoint is signed at the end of each append.
-   */
-  append(events: LedgerEventInput[], options?: AppendOptions): Promise<LedgerEvent[]>;
+  /** Recompute every hash, link, tree head and checkpoint signature and replay the derived tables. */
+  verify(options?: VerifyOptions): Promise<VerifyReport>;
 
-  /** Recompute every hash, link and checkpoint signature and replay the derived tables. */
-  verify(): Promise<VerifyReport>;
+  /** The latest signed checkpoint with the key that signed it, to publish elsewhere. */
+  signedHead(): Promise<SignedTreeHead | undefined>;
+
+  /**
+   * A delivery's own sample records and store digest, read from its events and checked
+   * against the signed head (the events re-hash, and the Merkle root over all events is the
+   * one the head checkpoint signs) — what the sample store must match.
+   */
+  deliveryEvidence(deliveryId: string): Promise<DeliveryEvidence>;
 
   /** Events in order, from `fromSeq` (inclusive), streamed in pages. */
   events(fromSeq?: number): AsyncIterable<LedgerEvent>;
@@ -281,13 +329,43 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
+/** A ledger opened for writing: it holds the ledger's key. */
+export interface Ledger extends LedgerReader {
+  /** Path of the ledger's key file (PKCS#8 PEM), used unless the key comes from the environment
+   * or a signer: it signs checkpoints, and `export` signs clean versions' manifests with it. */
+  readonly keyPath: string;
+  /** The ledger's current key, as a signer (the private key never leaves it). */
+  readonly signer: LedgerSigner;
+
+  /**
+   * Append events atomically: all or none, one transaction, serialized against every
+   * other writer (other processes included). Validates payloads before writing; refuses a
+   * head the ledger's key did not sign; a checkpoint is signed at the end of each append.
+   */
+  append(events: LedgerEventInput[], options?: AppendOptions): Promise<LedgerEvent[]>;
+
+  /** Hand the ledger to a new key: the current key endorses it, in the log. */
+  rotateKey(next: LedgerSigner, options?: AppendOptions): Promise<LedgerEvent[]>;
+}
+
+export interface DeliveryEvidence {
+  deliveryId: string;
+  store: string | null;
+  storeSha256: string | null;
+  /** The records as ingested, in the order they arrived. */
+  samples: SampleRecord[];
+}
+
 export interface OpenLedgerOptions {
   /** A SQLite file path, or a `postgres://` / `postgresql://` URL. Default `.antidote/ledger.db`. */
   location?: string;
   /** The ledger's Ed25519 signing key (PKCS#8 PEM) for checkpoints. Default: `ledger-key.pem` in
    * the `.antidote/` directory next to a SQLite file, or `.antidote/ledger-key.pem` in the working
-   * directory for PostgreSQL; created (and its public key recorded as `ledger.key-rotated`) when absent. */
+   * directory for PostgreSQL. Created (and its public key recorded as `ledger.key-rotated`) only
+   * for a ledger with no events yet; $ANTIDOTE_LEDGER_KEY, when set, takes precedence. */
   keyPath?: string;
   /** Default actor recorded on events (default: the OS user name). */
   actor?: string;
+  /** Sign with this instead of a key file or $ANTIDOTE_LEDGER_KEY (a KMS or PKCS#11 hook). */
+  signer?: LedgerSigner;
 }

@@ -10,6 +10,7 @@ const checkpointSchema = z.object({
   seq: z.number().int().min(1),
   hash: z.string(),
   at: z.string(),
+  root: z.string().optional(),
   keyId: z.string(),
   signature: z.string(),
 });

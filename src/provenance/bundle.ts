@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
-import { signEnvelope, verifyEnvelope, type DsseEnvelope } from "./dsse.js";
+import { signEnvelope, signEnvelopeWith, verifyEnvelope, type DsseEnvelope } from "./dsse.js";
 import type { SigningKey, TrustedKey } from "./keys.js";
 import { canonicalStatement, parseStatement, statementDigest, type DeliveryStatement } from "./manifest.js";
 
@@ -25,10 +25,23 @@ export interface SigstoreBundleJson {
 
 /** Sign the statement's canonical JSON, so the statement digest is the digest of the signed bytes. */
 export function signStatement(statement: DeliveryStatement, key: SigningKey): SigstoreBundleJson {
+  return bundle(signEnvelope(canonicalStatement(statement), IN_TOTO_PAYLOAD_TYPE, key));
+}
+
+/** The same with the ledger's signer, whose private key may live in a KMS or token. */
+export async function signStatementWith(
+  statement: DeliveryStatement,
+  signer: { keyId: string; sign(message: Uint8Array): Promise<Uint8Array> },
+): Promise<SigstoreBundleJson> {
+  return bundle(await signEnvelopeWith(canonicalStatement(statement), IN_TOTO_PAYLOAD_TYPE, signer));
+}
+
+function bundle(dsseEnvelope: DsseEnvelope): SigstoreBundleJson {
+  const hint = dsseEnvelope.signatures[0]?.keyid ?? "";
   return {
     mediaType: BUNDLE_MEDIA_TYPE,
-    verificationMaterial: { publicKey: { hint: key.keyId }, tlogEntries: [] },
-    dsseEnvelope: signEnvelope(canonicalStatement(statement), IN_TOTO_PAYLOAD_TYPE, key),
+    verificationMaterial: { publicKey: { hint }, tlogEntries: [] },
+    dsseEnvelope,
   };
 }
 

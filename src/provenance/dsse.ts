@@ -25,11 +25,33 @@ export function preAuthEncoding(payloadType: string, payload: Uint8Array): Buffe
 }
 
 export function signEnvelope(payload: Uint8Array, payloadType: string, key: SigningKey): DsseEnvelope {
-  const sig = sign(null, preAuthEncoding(payloadType, payload), key.privateKey);
+  return envelope(
+    payload,
+    payloadType,
+    key.keyId,
+    sign(null, preAuthEncoding(payloadType, payload), key.privateKey),
+  );
+}
+
+/** The same, with a signer that keeps its key elsewhere (the ledger's `LedgerSigner`, a KMS). */
+export async function signEnvelopeWith(
+  payload: Uint8Array,
+  payloadType: string,
+  signer: { keyId: string; sign(message: Uint8Array): Promise<Uint8Array> },
+): Promise<DsseEnvelope> {
+  return envelope(
+    payload,
+    payloadType,
+    signer.keyId,
+    await signer.sign(preAuthEncoding(payloadType, payload)),
+  );
+}
+
+function envelope(payload: Uint8Array, payloadType: string, keyid: string, sig: Uint8Array): DsseEnvelope {
   return {
     payload: Buffer.from(payload).toString("base64"),
     payloadType,
-    signatures: [{ keyid: key.keyId, sig: sig.toString("base64") }],
+    signatures: [{ keyid, sig: Buffer.from(sig).toString("base64") }],
   };
 }
 

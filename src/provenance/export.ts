@@ -1,21 +1,23 @@
 // Rebuilding a clean dataset from the ledger: the members of a version, minus what is
 // quarantined or came from excluded sources, read back from the sample store, written in
 // the format asked for, signed with the ledger's key, and recorded as a new version whose
-// parent is the version it came from. The ledger, not the file, is the source of truth:
-// a sample is exported only if its stored content still hashes to the digest the ledger
-// holds.
+// parent is the version it came from. The ledger, not the store, is the source of truth:
+// every store file is checked against the delivery's signed events before anything from it
+// is written (its digest, and each sample's content, label and annotations — see store.ts),
+// so a store edited behind the ledger's back makes the export fail, never sign.
 import { existsSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { createWriter, openDataset } from "../data/open.js";
 import type { DatasetFormat } from "../data/sample.js";
 import { AntidoteError } from "../errors.js";
+import { recordDigest } from "../ledger/chain.js";
 import type { DatasetVersion, Ledger, LedgerEventInput } from "../ledger/types.js";
 import { VERSION } from "../version.js";
-import { signStatement } from "./bundle.js";
-import { readPrivateKey } from "./keys.js";
+import { signStatementWith } from "./bundle.js";
 import { buildStatement, statementDigest } from "./manifest.js";
 import { merkleRoot } from "./merkle.js";
+import { readStoredDelivery, storeDir as storeDirOf } from "./store.js";
 import { memberEvents, versionId } from "./versions.js";
 
 export interface ExportOptions {
@@ -27,6 +29,8 @@ export interface ExportOptions {
   excludeSources?: string[];
   /** Name of the new version (default: the parent's name). */
   name?: string;
+  /** Replace an existing output (and its .sigstore.json); refused otherwise. */
+  overwrite?: boolean;
   onProgress?: (written: number, total: number) => void;
 }
 
@@ -60,62 +64,64 @@ export async function exportVersion(ledger: Ledger, options: ExportOptions): Pro
     else keep.add(member.digest);
   }
 
-  // Where their content is: the store files of the deliveries, newest version first does
-  // not matter — a digest is content, so any copy will do.
+  // Where their content is: the store files of the deliveries — a digest is content, so any
+  // verified copy will do. Each file is checked against its delivery's events as it is read.
   const deliveries = (await ledger.listDeliveries()).filter((d) => d.store !== null);
-  const storeDir = join(ledger.homeDir, "store");
-  const stored = [];
-  for (const delivery of deliveries) {
-    const file = join(storeDir, delivery.store ?? "");
-    if (existsSync(file)) stored.push(await openDataset(file, { format: "parquet" }));
-  }
-  // One class list for the output: deliveries may each have named only the classes they held.
-  const classes = [...new Set(stored.flatMap((d) => d.info.classes ?? []))];
-  const written = new Set<string>();
+  const storeDir = storeDirOf(ledger);
+  const classes = await storeClasses(deliveries.map((d) => join(storeDir, d.store ?? "")));
+  const written = new Map<string, string>();
   const writer = await createWriter(options.out, {
     format: options.format,
     classes: classes.length > 0 ? classes : undefined,
+    overwrite: options.overwrite === true,
   });
   try {
-    for (const dataset of stored) {
-      for await (const sample of dataset.samples()) {
+    for (const delivery of deliveries) {
+      for await (const sample of readStoredDelivery(ledger, delivery)) {
         if (!keep.has(sample.digest) || written.has(sample.digest)) continue;
         await writer.write(sample);
-        written.add(sample.digest);
+        written.set(sample.digest, recordDigest(sample));
         options.onProgress?.(written.size, keep.size);
       }
       if (written.size === keep.size) break;
     }
+    const missing = [...keep].filter((d) => !written.has(d));
+    if (missing.length > 0)
+      throw new AntidoteError(
+        "NOT_FOUND",
+        `${missing.length} sample(s) of ${parent.version} are not in the sample store ${storeDir} (first: ${missing[0]}); they were ingested elsewhere or the store was pruned.`,
+      );
     await writer.close();
   } catch (e) {
-    await rm(options.out, { recursive: true, force: true });
+    await writer.abort();
     throw e;
   }
-  const missing = [...keep].filter((d) => !written.has(d));
-  if (missing.length > 0) {
-    await rm(options.out, { recursive: true, force: true });
-    throw new AntidoteError(
-      "NOT_FOUND",
-      `${missing.length} sample(s) of ${parent.version} are not in the sample store ${storeDir} (first: ${missing[0]}); they were ingested elsewhere or the store was pruned.`,
-    );
-  }
 
-  const root = merkleRoot([...written].sort());
+  const root = merkleRoot([...written.keys()].sort());
+  // The version's identity covers the labels written, not only the contents.
+  const recordsRoot = merkleRoot([...written.values()].sort());
   const parameters = {
     excludeQuarantined: options.excludeQuarantined === true,
     excludeSources: [...excludeSources].sort(),
     format: options.format ?? null,
   };
-  const version = versionId(options.name ?? parent.name, { parent: parent.version, root, parameters });
+  const version = versionId(options.name ?? parent.name, {
+    parent: parent.version,
+    root,
+    recordsRoot,
+    parameters,
+  });
 
   const statement = await buildStatement(options.out);
-  const key = await readPrivateKey(ledger.keyPath);
   const signature = `${options.out.replace(/\/+$/, "")}.sigstore.json`;
-  await writeFile(signature, JSON.stringify(signStatement(statement, key), null, 2) + "\n");
+  await writeAtomically(
+    signature,
+    JSON.stringify(await signStatementWith(statement, ledger.signer), null, 2) + "\n",
+  );
 
   const alreadyRecorded = (await ledger.getDatasetVersion(version)) !== undefined;
   if (!alreadyRecorded) {
-    const digests = [...written].sort();
+    const digests = [...written.keys()].sort();
     const events: LedgerEventInput[] = [
       {
         kind: "dataset.version-created",
@@ -123,6 +129,7 @@ export async function exportVersion(ledger: Ledger, options: ExportOptions): Pro
           version,
           name: options.name ?? parent.name,
           merkleRoot: root,
+          recordsRoot,
           parent: parent.version,
           sampleCount: digests.length,
           transform: {
@@ -149,6 +156,26 @@ export async function exportVersion(ledger: Ledger, options: ExportOptions): Pro
     merkleRoot: root,
     alreadyRecorded,
   };
+}
+
+/** One class list for the output: deliveries may each have named only the classes they held. */
+async function storeClasses(files: string[]): Promise<string[]> {
+  const classes = new Set<string>();
+  for (const file of files)
+    if (existsSync(file))
+      for (const c of (await openDataset(file, { format: "parquet" })).info.classes ?? []) classes.add(c);
+  return [...classes];
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  try {
+    await writeFile(temp, text);
+    await rename(temp, path);
+  } catch (e) {
+    await rm(temp, { force: true });
+    throw e;
+  }
 }
 
 export function unknownVersion(version: string, known: DatasetVersion[]): AntidoteError {

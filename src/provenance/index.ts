@@ -20,13 +20,20 @@ export {
   type BuildStatementOptions,
   type DeliveryStatement,
 } from "./manifest.js";
-export { preAuthEncoding, signEnvelope, verifyEnvelope, type DsseEnvelope } from "./dsse.js";
+export {
+  preAuthEncoding,
+  signEnvelope,
+  signEnvelopeWith,
+  verifyEnvelope,
+  type DsseEnvelope,
+} from "./dsse.js";
 export {
   BUNDLE_MEDIA_TYPE,
   IN_TOTO_PAYLOAD_TYPE,
   openStatement,
   readSignature,
   signStatement,
+  signStatementWith,
   type SigstoreBundleJson,
 } from "./bundle.js";
 export {
@@ -37,6 +44,7 @@ export {
 } from "./delivery.js";
 export { ingestDelivery, type IngestOptions, type IngestResult } from "./ingest.js";
 export { exportVersion, type ExportOptions, type ExportResult } from "./export.js";
+export { readStoredDelivery, verifyStore, type StoreProblem } from "./store.js";
 export { registerModelFile, resolveModel, sha256File, type RegisterModelOptions } from "./model.js";
 export { defaultRequireSignature } from "./policy.js";
 export {

@@ -15,6 +15,8 @@ import { buildStatement, statementDigest, type DeliveryStatement } from "./manif
 import { openStatement, readSignature } from "./bundle.js";
 import { verifyDelivery } from "./delivery.js";
 import { merkleRoot } from "./merkle.js";
+import { sha256File } from "./model.js";
+import { recordDigest } from "../ledger/chain.js";
 import { EVENT_BATCH, memberEvents, slug } from "./versions.js";
 
 export interface IngestOptions {
@@ -70,6 +72,7 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
   await mkdir(storeDir, { recursive: true });
   const samples: SampleRecord[] = [];
   let files: { path: string; sha256: string; size: number }[];
+  let storeSha256: string;
   try {
     const writer = await createWriter(staging, { format: "parquet", classes: dataset.info.classes });
     const verified = await verifyDelivery(options.target, statement, {
@@ -85,6 +88,8 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
     files = verified.files;
     if (verified.samples.length === 0)
       throw new AntidoteError("INPUT_FORMAT", `${options.target}: the delivery holds no samples to ingest.`);
+    // Hashed before it takes its name, so the digest the ledger records is of the bytes written.
+    storeSha256 = await sha256File(staging);
     await rename(staging, join(storeDir, storeName));
   } catch (e) {
     await rm(staging, { force: true });
@@ -96,6 +101,7 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
   // A version is a set of contents: the same bytes delivered twice are one member.
   const digests = [...new Set(samples.map((s) => s.digest))].sort();
   const sampleRoot = merkleRoot(digests);
+  const recordsRoot = merkleRoot([...new Set(samples.map(recordDigest))].sort());
   const events: LedgerEventInput[] = [
     {
       kind: "delivery.ingested",
@@ -109,6 +115,7 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
         sampleCount: samples.length,
         datasetVersion,
         store: storeName,
+        storeSha256,
       },
     },
   ];
@@ -123,6 +130,7 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
       version: datasetVersion,
       name,
       merkleRoot: sampleRoot,
+      recordsRoot,
       parent: null,
       sampleCount: digests.length,
       transform: {

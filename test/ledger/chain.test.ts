@@ -74,12 +74,23 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
     expect(events.filter((e) => e.kind === "samples.added")).toHaveLength(6);
     expect((await collectEvents(ledger, 10)).map((e) => e.seq)).toEqual(events.slice(9).map((e) => e.seq));
 
+    // The tree head, by the same oracle: RFC 9162's MTH over leaf = SHA-256(0x00 || event hash).
+    const sha = (...parts: Buffer[]) => createHash("sha256").update(Buffer.concat(parts)).digest();
+    const mth = (leaves: Buffer[]): Buffer => {
+      if (leaves.length === 1) return leaves[0] as Buffer;
+      let k = 1;
+      while (k * 2 < leaves.length) k *= 2;
+      return sha(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)));
+    };
+    const root = mth(events.map((e) => sha(Buffer.from([0]), Buffer.from(e.hash, "hex")))).toString("hex");
     const report = await ledger.verify();
     expect(report).toEqual({
       ok: true,
       events: events.length,
       checkpoints: appends + 1,
+      root,
       tableMismatches: [],
+      localWitness: "ok",
     });
     await ledger.close();
   });
@@ -303,7 +314,7 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
     const raw = await fresh.raw();
     const migrations = await raw.query<{ name: string }>("select name from kysely_migration order by name");
     await raw.close();
-    expect(migrations.map((m) => m.name)).toEqual(["0001-initial"]);
+    expect(migrations.map((m) => m.name)).toEqual(["0001-initial", "0002-merkle-checkpoints"]);
   });
 
   it("reports its location without a password and records a fresh key as a ledger.key-rotated event", async () => {

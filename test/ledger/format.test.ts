@@ -10,7 +10,7 @@ import { AntidoteError } from "../../src/errors.js";
 import { withoutPassword } from "../../src/ledger/backend.js";
 import { canonicalJson, eventHash, eventHashOfCanonical } from "../../src/ledger/chain.js";
 import { openLedger } from "../../src/ledger/index.js";
-import { loadOrCreateLedgerKey, signCheckpoint } from "../../src/ledger/keys.js";
+import { createLedgerKeyFile, readLedgerKey, signCheckpoint } from "../../src/ledger/keys.js";
 import { parseEvents } from "../../src/ledger/schemas.js";
 import { readWitness, writeWitness } from "../../src/ledger/witness.js";
 import { sha256 } from "./events.js";
@@ -180,11 +180,18 @@ describe("locations", () => {
 });
 
 describe("witness and key", () => {
-  it("keeps the latest head: an older checkpoint never replaces a newer one", () => {
-    const key = loadOrCreateLedgerKey(join(dir, "witness-key.pem"));
+  it("keeps the latest head: an older checkpoint never replaces a newer one", async () => {
+    const key = createLedgerKeyFile(join(dir, "witness-key.pem"));
     const path = join(dir, "w", "ledger.db.head.json");
-    writeWitness(path, signCheckpoint(key, { seq: 5, hash: sha256("5"), at: "2025-01-01T00:00:00.000Z" }));
-    writeWitness(path, signCheckpoint(key, { seq: 3, hash: sha256("3"), at: "2025-01-01T00:00:01.000Z" }));
+    const root = sha256("root");
+    writeWitness(
+      path,
+      await signCheckpoint(key, { seq: 5, hash: sha256("5"), at: "2025-01-01T00:00:00.000Z", root }),
+    );
+    writeWitness(
+      path,
+      await signCheckpoint(key, { seq: 3, hash: sha256("3"), at: "2025-01-01T00:00:01.000Z", root }),
+    );
     expect(readWitness(path)).toMatchObject({
       state: "ok",
       checkpoint: { seq: 5, hash: sha256("5"), keyId: key.keyId },
@@ -196,15 +203,16 @@ describe("witness and key", () => {
 
   it("creates the ledger key once, 0600, and refuses a key that is not Ed25519", () => {
     const path = join(dir, "keys", "ledger-key.pem");
-    const first = loadOrCreateLedgerKey(path);
-    expect(loadOrCreateLedgerKey(path).keyId).toBe(first.keyId);
+    const first = createLedgerKeyFile(path);
+    expect(createLedgerKeyFile(path).keyId).toBe(first.keyId);
+    expect(readLedgerKey(path)?.signer.keyId).toBe(first.keyId);
     expect(readFileSync(path, "utf8")).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     const rsa = join(dir, "rsa.pem");
     writeFileSync(
       rsa,
       generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ type: "pkcs8", format: "pem" }),
     );
-    const e = thrown(() => loadOrCreateLedgerKey(rsa));
+    const e = thrown(() => readLedgerKey(rsa));
     expect(e.code).toBe("LEDGER_UNAVAILABLE");
     expect(e.message).toMatch(/rsa\.pem: the ledger key must be Ed25519, found rsa/);
   });

@@ -5,7 +5,13 @@ import type { Command } from "commander";
 import { basename } from "node:path";
 import { z } from "zod";
 import { registerModelFile } from "../../provenance/model.js";
-import { addLedgerOption, printJson, withLedger } from "../ledger-options.js";
+import {
+  addLedgerOption,
+  addLedgerReadOption,
+  printJson,
+  withLedger,
+  withLedgerReader,
+} from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 import { printTable } from "../table.js";
 
@@ -55,10 +61,10 @@ Example:
     );
   });
 
-  addLedgerOption(
+  addLedgerReadOption(
     model.command("list").description("List registered models").option("--json", "print JSON"),
   ).action(async (flags: Record<string, unknown>) => {
-    await withLedger(flags, async (ledger) => {
+    await withLedgerReader(flags, async (ledger) => {
       const models = await ledger.listModels();
       if (flags.json === true) return printJson(models);
       printTable(

@@ -5,7 +5,13 @@ import { AntidoteError } from "../../errors.js";
 import { SOURCE_KINDS, type SourceKind } from "../../ledger/types.js";
 import { readPublicKey } from "../../provenance/keys.js";
 import { defaultRequireSignature } from "../../provenance/policy.js";
-import { addLedgerOption, printJson, withLedger } from "../ledger-options.js";
+import {
+  addLedgerOption,
+  addLedgerReadOption,
+  printJson,
+  withLedger,
+  withLedgerReader,
+} from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 import { printTable } from "../table.js";
 
@@ -120,6 +126,14 @@ Examples:
           `<key-id>: "${keyId}" matches ${matches.length} of the keys of "${name}" (${source.keys.map((k) => k.keyId.slice(0, 16)).join(", ") || "none"}).`,
         );
       const full = matches[0]?.keyId ?? keyId;
+      // Revoking twice would record a second revocation that changes nothing: say so instead.
+      const revokedAt = matches[0]?.revokedAt ?? null;
+      if (revokedAt !== null) {
+        process.stdout.write(
+          `key ${full} of source "${name}" was already revoked at ${revokedAt}; nothing written\n`,
+        );
+        return;
+      }
       await ledger.append([
         { kind: "source.key-revoked", payload: { source: name, keyId: full, reason: String(flags.reason) } },
       ]);
@@ -127,13 +141,13 @@ Examples:
     });
   });
 
-  addLedgerOption(
+  addLedgerReadOption(
     source
       .command("list")
       .description("List registered sources, their keys and policy")
       .option("--json", "print JSON"),
   ).action(async (flags: Record<string, unknown>) => {
-    await withLedger(flags, async (ledger) => {
+    await withLedgerReader(flags, async (ledger) => {
       const sources = await ledger.listSources();
       if (flags.json === true) return printJson(sources);
       if (sources.length === 0) {

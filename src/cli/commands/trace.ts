@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
 import type { SampleTrace, SourceTrace } from "../../ledger/types.js";
-import { addLedgerOption, printJson, withLedger } from "../ledger-options.js";
+import { addLedgerReadOption, printJson, withLedgerReader } from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 import { printTable } from "../table.js";
 
@@ -20,7 +20,7 @@ const traceFlags = z
   });
 
 export function registerTrace(program: Command): void {
-  addLedgerOption(
+  addLedgerReadOption(
     program
       .command("trace")
       .description(
@@ -40,7 +40,7 @@ Examples:
       ),
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(traceFlags, flags);
-    await withLedger(flags, async (ledger) => {
+    await withLedgerReader(flags, async (ledger) => {
       if (f.source !== undefined) {
         const source = await ledger.getSource(f.source);
         if (source === undefined)

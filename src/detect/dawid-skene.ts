@@ -9,8 +9,12 @@ import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
 import type { Finding } from "../ledger/types.js";
 import type { Detector, DetectorResult, ScanAnnotation, ScanTable } from "./types.js";
+import { unreliableAnnotations } from "./unreliable-annotations.js";
 
-export const DAWID_SKENE_VERSION = "1.0.0";
+// 1.1.0: an unreliable annotator's overruled annotations are listed to drop, and samples whose
+// label only its votes carry are flagged (label-decided-by-unreliable-annotator); the summary
+// counts given labels that differ from the consensus.
+export const DAWID_SKENE_VERSION = "1.1.0";
 
 export const dawidSkeneOptionsSchema = z.object({
   maxIterations: z.number().int().min(1).max(10_000).default(500),
@@ -51,6 +55,12 @@ export interface DawidSkeneFit {
   annotators: AnnotatorReliability[];
   iterations: number;
   converged: boolean;
+  /** The posterior of one sample's true class from these annotations, leaving out `excluded`
+   * annotators (under the fitted priors and confusions); null when no annotation is left. */
+  posteriorWithout(
+    annotations: readonly ScanAnnotation[],
+    excluded: ReadonlySet<string>,
+  ): Float64Array | null;
 }
 
 /** EM for the Dawid–Skene model; annotators are ranked, least reliable first. */
@@ -211,6 +221,22 @@ export function fitDawidSkene(
     annotators: reliability,
     iterations,
     converged,
+    posteriorWithout(list, excluded) {
+      const log = Float64Array.from(logPrior);
+      let used = 0;
+      for (const a of list) {
+        const k = index.get(a.annotator);
+        if (k === undefined || excluded.has(a.annotator)) continue;
+        used++;
+        for (let c = 0; c < C; c++)
+          log[c] = (log[c] as number) + (logConf[k * C * C + c * C + a.label] as number);
+      }
+      if (used === 0) return null;
+      const max = Math.max(...log);
+      const p = log.map((v) => Math.exp(v - max));
+      const sum = p.reduce((x, y) => x + y, 0);
+      return p.map((v) => v / sum);
+    },
   };
 }
 
@@ -292,7 +318,23 @@ export const dawidSkene: Detector<DawidSkeneOptions> = {
         checkVersion: DAWID_SKENE_VERSION,
       });
     }
+    const unreliable = unreliableAnnotations(table, fit, {
+      name: "dawid-skene",
+      version: DAWID_SKENE_VERSION,
+    });
+    for (const d of unreliable.decided) {
+      scores[d.index] = Math.max(Number.isFinite(scores[d.index]) ? (scores[d.index] as number) : 0, d.score);
+      if (flagged[d.index] === 1) continue;
+      flagged[d.index] = 1;
+      findings.push(d.finding);
+    }
     findings.sort((a, b) => b.score - a.score);
+    let givenDiffersFromConsensus = 0;
+    for (let i = 0; i < n; i++) {
+      const y = labels[i] as number;
+      const c = fit.consensus[i] as number;
+      if (y >= 0 && c >= 0 && y !== c) givenDiffersFromConsensus++;
+    }
 
     const median = medianOf(fit.annotators.map((a) => a.accuracy).filter((x) => Number.isFinite(x)));
     for (const a of fit.annotators) {
@@ -311,6 +353,8 @@ export const dawidSkene: Detector<DawidSkeneOptions> = {
           robustZ: a.robustZ,
           classes,
           confusion: a.confusion,
+          annotationsToDrop:
+            unreliable.perAnnotator.find((p) => p.annotator === a.annotator)?.drop.length ?? 0,
         },
         check: "dawid-skene",
         checkVersion: DAWID_SKENE_VERSION,
@@ -343,6 +387,9 @@ export const dawidSkene: Detector<DawidSkeneOptions> = {
         converged: fit.converged,
         annotatedSamples,
         consensusDiffersFromMajority: disagreeMajority,
+        givenDiffersFromConsensus,
+        labelsDecidedByUnreliable: unreliable.decided.length,
+        annotationsToDrop: unreliable.perAnnotator,
         medianAccuracy: round(median),
         annotators: fit.annotators.map((a) => ({ ...a, accuracy: round(a.accuracy) })),
       },

@@ -15,6 +15,7 @@ import { scanTableFromSamples } from "../detect/table.js";
 import { triggerPatches } from "../detect/trigger-patches.js";
 import { triggerTokens } from "../detect/trigger-tokens.js";
 import type { Detector, DetectorResult, ScanTable } from "../detect/types.js";
+import { labelsFromAnnotations, type LabelOrigin } from "./consensus-labels.js";
 import { parseOptions } from "../features/options.js";
 import type { Finding, Ledger } from "../ledger/types.js";
 import { merkleRoot } from "../provenance/merkle.js";
@@ -184,6 +185,8 @@ export interface ScanReport {
     format: string;
     samples: number;
     labeled: number;
+    /** "consensus" when the dataset had only annotations and the detectors read their consensus. */
+    labelOrigin: LabelOrigin;
     classes: string[];
     content: string[];
     sources: number;
@@ -246,6 +249,8 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   if (samples.length === 0)
     throw new AntidoteError("INPUT_FORMAT", `${dataset.info.path}: the dataset has no samples to scan.`);
   const table = await stage("table", () => scanTableFromSamples(samples, { classes: dataset.info.classes }));
+  // Annotations only, no label column: the detectors read the annotators' consensus.
+  const labelOrigin = await stage("consensus labels", () => labelsFromAnnotations(table));
 
   const representation = await stage("representation", () =>
     buildRepresentation(table, samples, {
@@ -316,6 +321,7 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
       format: dataset.info.format,
       samples: samples.length,
       labeled: table.labels.reduce((a, y) => a + (y >= 0 ? 1 : 0), 0),
+      labelOrigin,
       classes: table.classes,
       content: contentKinds(samples),
       sources: new Set((table.sources ?? []).filter((s) => s !== null)).size,
@@ -607,9 +613,12 @@ export function toJson(value: unknown): JsonValue {
   if (Array.isArray(value)) return value.map((v) => toJson(v));
   if (value instanceof Map) return toJson(Object.fromEntries(value));
   if (typeof value === "object") {
-    const out: Record<string, JsonValue> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = toJson(v);
-    return out;
+    // fromEntries defines own keys: a label or source named "__proto__" stays a key.
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, toJson(v)]),
+    );
   }
   return null;
 }

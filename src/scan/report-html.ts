@@ -79,7 +79,7 @@ function header(r: ScanReportJson): string {
   const d = r.dataset;
   return `<header>
 <h1>Antidote scan — ${escapeHtml(d.name)}</h1>
-<div class="muted">${escapeHtml(d.format)} · ${escapeHtml(d.content.join(", ") || "no content")} · ${fmt(d.samples)} samples (${fmt(d.labeled)} labeled) · ${d.classes.length} classes · ${fmt(d.sources)} sources · ${fmt(d.annotators)} annotators</div>
+<div class="muted">${escapeHtml(d.format)} · ${escapeHtml(d.content.join(", ") || "no content")} · ${fmt(d.samples)} samples (${fmt(d.labeled)} labeled${d.labelOrigin === "consensus" ? " by the annotators' consensus" : ""}) · ${d.classes.length} classes · ${fmt(d.sources)} sources · ${fmt(d.annotators)} annotators</div>
 <div class="muted">antidote ${escapeHtml(r.tool.version)} · ${escapeHtml(r.createdAt)} · report schema ${escapeHtml(r.schema)}/${r.schemaVersion} · dataset root <code>${escapeHtml(d.merkleRoot)}</code></div>
 </header>`;
 }

@@ -11,6 +11,7 @@ export type AntidoteErrorCode =
   | "ROW_MALFORMED" // one record cannot be parsed or has a field of the wrong type
   | "IMAGE_UNDECODABLE" // an image's bytes are not a PNG/JPEG we can decode
   | "IDX_HEADER" // an IDX file's magic number or dimensions are wrong, or images/labels disagree
+  | "PATH_OUTSIDE_ROOT" // a row or metadata record names a file outside the dataset's directory (after links)
   | "LABEL_MIXED_TYPES" // a label column holds numbers in some rows and strings in others
   | "DATASET_MISSING" // a bundled dataset is not installed
   | "ATTACK_INFEASIBLE" // a simulator cannot poison as many samples as asked
@@ -45,4 +46,16 @@ export function isAntidoteError(e: unknown): e is AntidoteError {
 export function where(file: string, line?: number, kind: "line" | "row" = "line"): string {
   if (line === undefined) return file;
   return kind === "line" ? `${file}:${line}` : `${file} row ${line}`;
+}
+
+/**
+ * Why JSON.parse failed, without the text it failed on: V8 quotes the start of the input
+ * ("Unexpected token 'r', \"root:x:0:0\"... is not valid JSON"), and a message must never
+ * carry a file's contents. Keeps the position when V8 gives one.
+ */
+export function jsonSyntaxReason(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  if (/Unexpected end of JSON input/i.test(message)) return "it ends early";
+  const position = /at position (\d+)/.exec(message);
+  return position === null ? "bad syntax" : `bad syntax at character ${position[1]}`;
 }

@@ -1,9 +1,12 @@
 // What a simulator did, sample by sample: the oracle that detectors are scored against
 // (precision and recall). Written as pretty JSON next to the poisoned dataset and read back
 // with validation, so a hand-edited or truncated file fails with the field at fault.
-import { readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
+import { checkOutput, writeOutputFile, type OutputOptions } from "../data/atomic-output.js";
 import type { JsonValue } from "../data/sample.js";
 import { ATTACK_KINDS, attackSpecSchema, describeIssues, type ResolvedAttackSpec } from "./spec.js";
 
@@ -47,24 +50,35 @@ export interface GroundTruth {
   summary?: Record<string, JsonValue>;
 }
 
-export async function writeGroundTruth(path: string, gt: GroundTruth): Promise<void> {
+/**
+ * Written through a temporary and renamed into place (atomic-output.ts), so a reader never
+ * sees half a list. Refuses an existing file unless `overwrite`, and any of `inputs`.
+ */
+export async function writeGroundTruth(
+  path: string,
+  gt: GroundTruth,
+  options: OutputOptions = {},
+): Promise<void> {
+  checkGroundTruthOutput(path, options);
   try {
-    await writeFile(path, `${JSON.stringify(gt, null, 2)}\n`, "utf8");
+    await writeOutputFile(path, `${JSON.stringify(gt, null, 2)}\n`, options);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") {
-      throw new AntidoteError(
-        "FILE_NOT_FOUND",
-        `${path}: cannot write the ground truth: its folder does not exist.`,
-        {
-          cause: e,
-        },
-      );
-    }
+    if (e instanceof AntidoteError) throw e;
     throw new AntidoteError("USAGE", `${path}: cannot write the ground truth: ${(e as Error).message}`, {
       cause: e,
     });
   }
+}
+
+/** What `writeGroundTruth` would refuse, checked before an attack writes anything. */
+export function checkGroundTruthOutput(path: string, options: OutputOptions = {}): void {
+  if (!existsSync(dirname(resolve(path)))) {
+    throw new AntidoteError(
+      "FILE_NOT_FOUND",
+      `${path}: cannot write the ground truth: its folder does not exist.`,
+    );
+  }
+  checkOutput(path, options);
 }
 
 export async function readGroundTruth(path: string): Promise<GroundTruth> {

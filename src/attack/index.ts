@@ -10,6 +10,7 @@ export {
   type ResolvedAttackSpec,
 } from "./spec.js";
 export {
+  checkGroundTruthOutput,
   readGroundTruth,
   writeGroundTruth,
   type GroundTruth,

@@ -124,8 +124,9 @@ export async function maliciousAnnotatorAttack(
     facts.count,
     onProgress,
   );
-  const perAnnotator: Record<string, JsonValue> = {};
-  names.forEach((name, a) => (perAnnotator[name] = tally[a] ?? null));
+  const perAnnotator: Record<string, JsonValue> = Object.fromEntries(
+    names.map((name, a) => [name, tally[a] ?? null]),
+  );
   return groundTruth(spec, facts, outputCount, poisoned, {
     summary: { malicious: names[bad] ?? "", annotators: perAnnotator },
   });

@@ -24,6 +24,7 @@ export function exitCodeFor(code: AntidoteErrorCode): number {
     case "ROW_MALFORMED":
     case "IMAGE_UNDECODABLE":
     case "IDX_HEADER":
+    case "PATH_OUTSIDE_ROOT":
     case "LABEL_MIXED_TYPES":
     case "MODEL_FORMAT":
     case "MODEL_UNSUPPORTED":

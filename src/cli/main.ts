@@ -88,20 +88,45 @@ Exit codes: 0 ok, 1 internal error (a bug: please report), 2 bad flags, 3 bad in
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // A script that asked for JSON reads stdout: a failure is JSON there too (and one line on stderr).
+  const json = wantsJson(argv);
   try {
     await program.parseAsync(argv, { from: "user" });
     return EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Commander has already printed its message (and help for --help/--version).
-      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      if (e.exitCode === 0) return EXIT.ok;
+      if (json) printJsonError("USAGE", EXIT.usage, e.message.replace(/^error: /, ""));
+      return EXIT.usage;
     }
+    // The reader of an output we stream (`convert x /dev/stdout | head`) went away: like
+    // other Unix tools, stop quietly.
+    if (brokenPipe(e)) return EXIT.ok;
     if (isAntidoteError(e)) {
       process.stderr.write(`antidote: ${e.message}\n`);
+      if (json) printJsonError(e.code, exitCodeFor(e.code), e.message);
       return exitCodeFor(e.code);
     }
     process.stderr.write(`antidote: internal error — please report it with the command you ran.\n`);
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (json) printJsonError("INTERNAL", EXIT.internal, e instanceof Error ? e.message : String(e));
     return EXIT.internal;
   }
+}
+
+function brokenPipe(e: unknown): boolean {
+  for (let c: unknown = e; c instanceof Error; c = c.cause)
+    if ((c as NodeJS.ErrnoException).code === "EPIPE") return true;
+  return false;
+}
+
+/** `--json` among the options (before a `--` that ends them). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end < 0 ? argv : argv.slice(0, end)).includes("--json");
+}
+
+function printJsonError(code: string, exitCode: number, message: string): void {
+  process.stdout.write(JSON.stringify({ error: { code, exitCode, message } }) + "\n");
 }

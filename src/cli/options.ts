@@ -5,6 +5,7 @@ import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import type { OpenOptions } from "../data/open.js";
 import { READABLE_FORMATS } from "../data/open.js";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "../data/dataset.js";
 
 export function addReadOptions(cmd: Command): Command {
   return cmd
@@ -31,6 +32,16 @@ export function addReadOptions(cmd: Command): Command {
       new Option("--on-error <mode>", "on a malformed row: fail, or skip it and count it")
         .choices(["fail", "skip"])
         .default("fail"),
+    )
+    .option(
+      "--allow-outside-root",
+      "read image files that rows or metadata name outside the dataset's directory (after following links); " +
+        "risky: whoever wrote the dataset can then make Antidote read, store and export any file you can read",
+    )
+    .option(
+      "--max-image-pixels <n>",
+      `refuse images whose header declares more pixels than this, before decoding (default ${DEFAULT_MAX_IMAGE_PIXELS}); ` +
+        "raising it lets a small file claim gigabytes of memory",
     );
 }
 
@@ -45,6 +56,12 @@ const readFlags = z.object({
   featureColumns: z.string().min(1).optional(),
   split: z.string().min(1).optional(),
   onError: z.enum(["fail", "skip"]).default("fail"),
+  allowOutsideRoot: z.boolean().optional(),
+  maxImagePixels: z.coerce
+    .number({ error: "must be a whole number of pixels" })
+    .int({ error: "must be a whole number of pixels" })
+    .positive({ error: "must be a positive number of pixels" })
+    .optional(),
 });
 
 export function readOptionsFrom(flags: unknown): OpenOptions {
@@ -65,6 +82,8 @@ export function readOptionsFrom(flags: unknown): OpenOptions {
   if (f.featureColumns !== undefined)
     options.featureColumns = f.featureColumns.split(",").map((c) => c.trim());
   if (f.split !== undefined) options.split = f.split;
+  if (f.allowOutsideRoot === true) options.allowPathsOutsideRoot = true;
+  if (f.maxImagePixels !== undefined) options.maxImagePixels = f.maxImagePixels;
   return options;
 }
 

@@ -1,4 +1,6 @@
-// Stream every sample of a dataset into a writer of another format.
+// Stream every sample of a dataset into a writer of another format. The output appears only
+// when every sample is written (see atomic-output.ts): a malformed row half-way leaves an
+// earlier output as it was, and the input can never be the output.
 import type { Dataset } from "./dataset.js";
 import { createWriter } from "./open.js";
 import type { DatasetFormat } from "./sample.js";
@@ -9,6 +11,8 @@ export async function convertDataset(
   options: {
     format?: DatasetFormat | undefined;
     gzip?: boolean | undefined;
+    /** Replace an existing output (default: refuse). */
+    overwrite?: boolean | undefined;
     onSample?: (n: number) => void;
   } = {},
 ): Promise<{ written: number; seconds: number }> {
@@ -19,11 +23,18 @@ export async function convertDataset(
     classes: dataset.info.classes,
     labelKind: dataset.info.labelKind,
     featureNames: dataset.info.featureNames,
+    overwrite: options.overwrite,
+    inputs: [dataset.info.path],
   });
   let n = 0;
-  for await (const sample of dataset.samples()) {
-    await writer.write(sample);
-    options.onSample?.(++n);
+  try {
+    for await (const sample of dataset.samples()) {
+      await writer.write(sample);
+      options.onSample?.(++n);
+    }
+  } catch (e) {
+    await writer.abort();
+    throw e;
   }
   const written = await writer.close();
   return { written, seconds: (performance.now() - started) / 1000 };

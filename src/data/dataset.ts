@@ -22,7 +22,25 @@ export interface ReadOptions {
   featureColumns?: string[];
   /** IDX directories hold several splits (train, t10k); which one to read. */
   split?: string;
+  /**
+   * Read image files that a row or a metadata record names even when they resolve (after
+   * following links) outside the dataset's root — the directory holding a JSONL/CSV/Parquet
+   * file, or an ImageFolder's directory. Default false: a dataset must not make us read, and
+   * then store or export, arbitrary files on this machine.
+   */
+  allowPathsOutsideRoot?: boolean;
+  /**
+   * Refuse an image whose header declares more pixels than this, before decoding it
+   * (default DEFAULT_MAX_IMAGE_PIXELS): a tiny compressed file can declare gigabytes.
+   */
+  maxImagePixels?: number;
 }
+
+/**
+ * 50 megapixels: above any camera frame in common datasets (a 48 Mpx phone photo) and
+ * below Pillow's 89 Mpx bomb warning; decoding one costs about 0.6 GB at most.
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 50_000_000;
 
 export interface Dataset {
   readonly info: DatasetInfo;
@@ -44,6 +62,9 @@ export interface DatasetWriter {
   write(sample: Sample): Promise<void>;
   /** Finishes the output; returns the number of samples written. */
   close(): Promise<number>;
+  /** Give up: release what is open and remove what was written (the writers `createWriter`
+   * returns always have it). Safe after a failed write or close, and twice. */
+  abort?(): Promise<void>;
 }
 
 export type ReaderFactory = (path: string, options: ReadOptions) => Promise<Dataset>;
@@ -64,6 +85,7 @@ const SKIPPABLE: ReadonlySet<AntidoteErrorCode> = new Set([
   "ROW_MALFORMED",
   "IMAGE_UNDECODABLE",
   "FILE_NOT_FOUND",
+  "PATH_OUTSIDE_ROOT", // the file is not read; the rows around it are unaffected
 ]);
 
 /** The one place a reader decides whether a row's error stops the read or is skipped and reported. */

@@ -1,8 +1,13 @@
 // PNG and JPEG bytes ⇄ 8-bit pixels. pngjs and jpeg-js are pure JS, so they install
-// anywhere; images are sniffed by magic number, never by file extension.
+// anywhere; images are sniffed by magic number, never by file extension. A few hundred
+// bytes of PNG can declare 30000×30000 pixels (a decompression bomb: 60 s and 6 GB to
+// decode), so the declared size is read from the header and checked against a cap before
+// any pixel is allocated. Messages describe the bytes, never quote them: an image path may
+// have led to a file that is not an image at all.
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
 import { AntidoteError } from "../errors.js";
+import { DEFAULT_MAX_IMAGE_PIXELS } from "./dataset.js";
 
 export interface DecodedPixels {
   bytes: Uint8Array; // H×W×C, 8-bit
@@ -25,8 +30,14 @@ export function sniffImage(bytes: Uint8Array): "png" | "jpeg" | undefined {
  * its IDX original have the same shape and digest; alpha is dropped after compositing on
  * black, as training pipelines do.
  */
-export function decodeImage(bytes: Uint8Array, where: string): DecodedPixels {
+export function decodeImage(
+  bytes: Uint8Array,
+  where: string,
+  limits: { maxPixels?: number | undefined } = {},
+): DecodedPixels {
   const kind = sniffImage(bytes);
+  const maxPixels = limits.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
+  if (kind !== undefined) checkDeclaredSize(kind, bytes, where, maxPixels);
   let rgba: Uint8Array;
   let width: number;
   let height: number;
@@ -41,13 +52,19 @@ export function decodeImage(bytes: Uint8Array, where: string): DecodedPixels {
       rgba = png.data;
       color = png.color;
     } else if (kind === "jpeg") {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 512 });
+      // jpeg-js's own caps stay as a second line behind checkDeclaredSize.
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxResolutionInMP: Math.ceil(maxPixels / 1e6),
+        maxMemoryUsageInMB: Math.max(512, Math.ceil((maxPixels * 8) / 2 ** 20)),
+      });
       ({ width, height } = img);
       rgba = img.data;
     } else {
       throw new AntidoteError(
         "IMAGE_UNDECODABLE",
-        `${where}: not a PNG or JPEG image (first bytes ${hex(bytes)}).`,
+        `${where}: not a PNG or JPEG image (${bytes.length === 0 ? "the file is empty" : "no PNG or JPEG signature at the start"}).`,
       );
     }
   } catch (e) {
@@ -105,6 +122,57 @@ export function encodePng(bytes: Uint8Array, height: number, width: number, chan
   });
 }
 
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ") || "(empty)";
+/**
+ * The width and height an image's header declares, without decoding: PNG's IHDR (always
+ * the first chunk), JPEG's first start-of-frame marker. Undefined when the header is cut
+ * short or malformed — the decoder then reports it.
+ */
+export function declaredSize(
+  kind: "png" | "jpeg",
+  bytes: Uint8Array,
+): { width: number; height: number } | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (kind === "png") {
+    // 8-byte signature, then length (4) and type "IHDR" (4), then width and height, big-endian.
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") return undefined;
+    return { width: view.getUint32(16), height: view.getUint32(20) };
+  }
+  // JPEG: walk marker segments from after SOI (FF D8) to the first SOFn (C0–CF but C4 DHT,
+  // C8 JPG, CC DAC), whose payload is length (2), precision (1), height (2), width (2).
+  let i = 2;
+  while (i + 4 <= bytes.length) {
+    if (bytes[i] !== 0xff) return undefined;
+    const marker = bytes[i + 1] ?? 0;
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+      i += 2; // markers without a length
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return undefined; // end of image, or scan data before any frame
+    const length = view.getUint16(i + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (i + 9 > bytes.length) return undefined;
+      return { height: view.getUint16(i + 5), width: view.getUint16(i + 7) };
+    }
+    i += 2 + length;
+  }
+  return undefined;
+}
+
+function checkDeclaredSize(kind: "png" | "jpeg", bytes: Uint8Array, where: string, maxPixels: number): void {
+  const size = declaredSize(kind, bytes);
+  if (size === undefined) return;
+  const pixels = size.width * size.height;
+  if (pixels <= maxPixels) return;
+  throw new AntidoteError(
+    "IMAGE_UNDECODABLE",
+    `${where}: the ${kind.toUpperCase()} header declares ${size.width}×${size.height} pixels (${megapixels(pixels)}), over the ${megapixels(maxPixels)} limit; refused before decoding (raise the limit with --max-image-pixels for a dataset you trust).`,
+  );
+}
+
+function megapixels(pixels: number): string {
+  return `${Number((pixels / 1e6).toPrecision(3))} Mpx`;
 }

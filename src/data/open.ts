@@ -1,8 +1,9 @@
 // Opening a dataset by path (or bundled name) and creating a writer for an output path:
 // the one place that knows every format, so callers never branch on formats themselves.
 import { existsSync, openSync, readSync, closeSync, readdirSync, statSync } from "node:fs";
-import { basename, extname, join } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
 import { AntidoteError } from "../errors.js";
+import { stagedWriter, type OutputOptions } from "./atomic-output.js";
 import { resolveBuiltin } from "./builtin.js";
 import type { Dataset, FormatModule, ReadOptions, WriteOptions, DatasetWriter } from "./dataset.js";
 import { csvFormat } from "./formats/csv.js";
@@ -11,6 +12,7 @@ import { imagefolderFormat } from "./formats/imagefolder.js";
 import { jsonlFormat } from "./formats/jsonl.js";
 import { parquetFormat } from "./formats/parquet.js";
 import { spamAssassinFormat } from "./formats/spamassassin.js";
+import { requireSeekable } from "./paths.js";
 import type { DatasetFormat } from "./sample.js";
 
 export const FORMATS: Record<DatasetFormat, FormatModule> = {
@@ -45,15 +47,23 @@ export async function openDataset(spec: string, options: OpenOptions = {}): Prom
       `${spec}: no such file or directory, and not a bundled dataset (see \`antidote datasets\`).`,
     );
   }
+  // Before detection reads the first bytes: a pipe (/dev/stdin, <(…)) cannot be read twice.
+  requireSeekable(spec);
   const format = options.format ?? detectFormat(spec);
   return FORMATS[format].open(spec, withoutFormat(options));
 }
 
-/** Create a streaming writer; the format comes from `format` or the output path's extension. */
+/**
+ * Create a streaming writer; the format comes from `format` or the output path's extension.
+ * The output is written to a hidden temporary beside it and appears under `path` only when
+ * `close` succeeds; a failed write or close, or `abort`, leaves the old output (if any)
+ * untouched and removes the temporary. An output that is one of `inputs` (or a directory
+ * holding one) is refused, and so is an existing one unless `overwrite` is set.
+ */
 export async function createWriter(
   path: string,
-  options: WriteOptions & { format?: DatasetFormat } = {},
-): Promise<DatasetWriter> {
+  options: WriteOptions & { format?: DatasetFormat } & OutputOptions = {},
+): Promise<DatasetWriter & { abort(): Promise<void> }> {
   const format = options.format ?? formatFromOutputPath(path);
   const create = FORMATS[format].create;
   if (create === undefined) {
@@ -62,12 +72,28 @@ export async function createWriter(
       `cannot write ${format}; writable formats: ${WRITABLE_FORMATS.join(", ")}.`,
     );
   }
-  return create(path, options);
+  const { overwrite, inputs, ...writeOptions } = options;
+  // An IDX images file comes with its labels file: both are the output.
+  const idxLabels = /images([-.])idx[34]-ubyte/.test(basename(path))
+    ? join(dirname(path), basename(path).replace(/images([-.])idx[34]-ubyte/, "labels$1idx1-ubyte"))
+    : undefined;
+  return stagedWriter(
+    path,
+    {
+      overwrite,
+      inputs,
+      kind: format === "imagefolder" ? "directory" : "file",
+      companions: format === "idx" && idxLabels !== undefined ? [idxLabels] : [],
+    },
+    (staged) => create(staged, writeOptions),
+  );
 }
 
 /** Guess a dataset's format from its path and first bytes. */
 export function detectFormat(path: string): DatasetFormat {
-  if (statSync(path).isDirectory()) return detectDirectoryFormat(path);
+  const stats = statSync(path);
+  if (stats.isDirectory()) return detectDirectoryFormat(path);
+  requireSeekable(path, stats);
   const name = basename(path).toLowerCase().replace(/\.gz$/, "");
   if (/idx\d-ubyte$|\.idx\d$/.test(name)) return "idx";
   const ext = extname(name);

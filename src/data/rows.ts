@@ -1,10 +1,11 @@
 // Turns one row of a row-shaped file (JSONL object, CSV record, Parquet row) into a
 // Sample. Shared by the three row formats so that a column means the same in each.
 import { readFileSync, existsSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { AntidoteError } from "../errors.js";
 import type { ColumnMapping } from "./columns.js";
 import { decodeImage } from "./image-codec.js";
+import { DatasetRoot } from "./paths.js";
 import {
   annotationSchema,
   canonicalParts,
@@ -24,6 +25,10 @@ export interface RowDecoderOptions {
   idPrefix: string;
   /** CSV stores everything as text: numbers are recognised by their spelling. */
   untyped?: boolean;
+  /** Read image files named outside the file's directory (after links); see ReadOptions. */
+  allowPathsOutsideRoot?: boolean;
+  /** Refuse images declaring more pixels than this before decoding (see ReadOptions). */
+  maxImagePixels?: number;
 }
 
 /** Decodes rows one at a time and remembers the label type to catch mixed label columns. */
@@ -31,9 +36,12 @@ export class RowDecoder {
   labelKind: "integer" | "string" | undefined;
   private firstLabelAt = "";
   private readonly mapped: Set<string>;
+  /** Image paths in cells are relative to the data file's directory and may not leave it. */
+  private readonly root: DatasetRoot;
 
   constructor(private readonly opts: RowDecoderOptions) {
     this.mapped = new Set([...Object.values(opts.columns), ...(opts.featureColumns ?? [])]);
+    this.root = new DatasetRoot(dirname(opts.file), opts.allowPathsOutsideRoot === true);
   }
 
   /** `index` is the 0-based sample index; `at` is "file:line" or "file row N" for messages. */
@@ -70,7 +78,7 @@ export class RowDecoder {
 
   private image(value: unknown, at: string, column: string) {
     const where = `${at} field "${column}"`;
-    return decodeImage(this.imageBytes(value, where), where);
+    return decodeImage(this.imageBytes(value, where), where, { maxPixels: this.opts.maxImagePixels });
   }
 
   // An image cell may be raw bytes, a Hugging Face {bytes, path} struct, a data: URI or
@@ -90,8 +98,10 @@ export class RowDecoder {
       // Base64 never contains ".", so a name ending in an image extension is a path, and a
       // missing one is reported as a missing file rather than as undecodable base64.
       if (/\.(png|jpe?g)$/i.test(value)) return this.imageFile(value, where);
-      const file = isAbsolute(value) ? value : resolve(dirname(this.opts.file), value);
-      if (value.length < 1024 && existsSync(file)) return readFileSync(file);
+      // Any other existing path is a file too (base64 may start with "/", as JPEG's "/9j/"
+      // does, so only an existing file is taken for a path) — checked like any other path.
+      if (value.length < 1024 && existsSync(resolve(dirname(this.opts.file), value)))
+        return this.imageFile(value, where);
       if (/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return Buffer.from(value, "base64");
       throw new AntidoteError(
         "IMAGE_UNDECODABLE",
@@ -101,11 +111,9 @@ export class RowDecoder {
     throw malformed(where, "", `expected image bytes, found ${describe(value)}`);
   }
 
+  // Relative to the data file's directory; refused outside it unless allowed (paths.ts).
   private imageFile(path: string, where: string): Uint8Array {
-    const file = isAbsolute(path) ? path : resolve(dirname(this.opts.file), path);
-    if (!existsSync(file))
-      throw new AntidoteError("FILE_NOT_FOUND", `${where}: image file ${file} does not exist.`);
-    return readFileSync(file);
+    return readFileSync(this.root.resolveFile(path, where));
   }
 
   private features(record: Record<string, unknown>, at: string): Float32Array | undefined {

@@ -1,6 +1,7 @@
 // One streaming pass that says what a dataset holds: counts per class, source and
 // annotator, modality and shapes. Used by `antidote inspect` and as a sanity check
-// before a scan.
+// before a scan. The count tables are keyed by data (a label may be "__proto__" or
+// "constructor"), so they are prototype-free objects: JSON-shaped, but no key is special.
 import type { Dataset } from "./dataset.js";
 
 export interface DatasetSummary {
@@ -25,11 +26,11 @@ export async function summarizeDataset(
   const s: DatasetSummary = {
     count: 0,
     modalities: { text: 0, image: 0, tabular: 0 },
-    labels: {},
+    labels: counts(),
     unlabeled: 0,
-    sources: {},
-    annotators: {},
-    imageShapes: {},
+    sources: counts(),
+    annotators: counts(),
+    imageShapes: counts(),
     text: null,
     featureCount: null,
     distinctDigests: 0,
@@ -66,6 +67,10 @@ export async function summarizeDataset(
   if (s.text !== null) s.text.meanChars = textChars / s.modalities.text;
   s.distinctDigests = digests.size;
   return s;
+}
+
+function counts(): Record<string, number> {
+  return Object.create(null) as Record<string, number>;
 }
 
 function bump(counts: Record<string, number>, key: string): void {

@@ -284,7 +284,7 @@ function sourceCounts(
   members: readonly number[],
   sources: readonly (string | null)[],
 ): Record<string, number> {
-  const out: Record<string, number> = {};
+  const out = Object.create(null) as Record<string, number>; // keyed by source names: no inherited keys
   for (const m of members) {
     const s = sources[m] ?? "(none)";
     out[s] = (out[s] ?? 0) + 1;

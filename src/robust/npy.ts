@@ -19,8 +19,11 @@ export interface NpyHeader {
 }
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
-/** numpy itself refuses headers above 10 000 bytes unless told otherwise; this leaves room for odd writers. */
-const MAX_HEADER_BYTES = 1 << 20;
+/**
+ * numpy itself refuses headers above 10 000 bytes unless told otherwise; 1 MiB leaves room
+ * for odd writers. Checked before the header is read.
+ */
+export const DEFAULT_NPY_MAX_HEADER_BYTES = 1 << 20;
 
 const DESCR_TO_DTYPE: Record<string, TensorDtype> = { "<f4": "F32", "<f8": "F64", "<f2": "F16" };
 const DTYPE_TO_DESCR: Partial<Record<TensorDtype, string>> = { F32: "<f4", F64: "<f8", F16: "<f2" };
@@ -49,7 +52,9 @@ export async function readNpyHeader(
   file: string,
   size: number,
   read: (position: number, length: number) => Promise<Buffer>,
+  limits: { maxHeaderBytes?: number } = {},
 ): Promise<NpyHeader> {
+  const maxHeaderBytes = limits.maxHeaderBytes ?? DEFAULT_NPY_MAX_HEADER_BYTES;
   const fail = (detail: string) => new AntidoteError("INPUT_FORMAT", `${file}: ${detail}`);
   const head = await read(0, 12);
   if (head.length < 10 || !head.subarray(0, 6).equals(MAGIC))
@@ -62,8 +67,8 @@ export async function readNpyHeader(
   if (version !== 1 && head.length < 12) throw fail(`truncated: the file ends inside the .npy preamble.`);
   const headerLength = version === 1 ? head.readUInt16LE(8) : head.readUInt32LE(8);
   const start = npyPreambleLength(version);
-  if (headerLength > MAX_HEADER_BYTES)
-    throw fail(`header length ${headerLength} is implausible (the limit is ${MAX_HEADER_BYTES} bytes).`);
+  if (headerLength > maxHeaderBytes)
+    throw fail(`header length ${headerLength} is implausible (the limit is ${maxHeaderBytes} bytes).`);
   if (start + headerLength > size)
     throw fail(
       `truncated: the header length field says ${headerLength} bytes, but only ${size - start} follow the preamble.`,
@@ -75,9 +80,8 @@ export async function readNpyHeader(
   try {
     literal = parsePythonLiteral(text);
   } catch (e) {
-    throw fail(
-      `bad header: ${e instanceof Error ? e.message : String(e)} in ${JSON.stringify(text.trim())}.`,
-    );
+    // The position, not the text: a message never quotes a file's contents.
+    throw fail(`bad header: ${e instanceof Error ? e.message : String(e)}.`);
   }
   const parsed = headerSchema.safeParse(literal);
   if (!parsed.success) {

@@ -4,9 +4,11 @@
 // its start. As the reference implementation does, the tensors must tile the data section
 // exactly — no overlap, no hole, nothing after the last tensor — so a file cannot carry
 // bytes that no tensor accounts for. Only the header is parsed here; tensor-file.ts reads
-// the data in blocks.
+// the data in blocks. The header is attacker-controlled JSON: its length and the number of
+// tensors it declares are capped before it is parsed, because parsing and validating a
+// 300,000-tensor header costs ~700 MB where a real update's costs a few.
 import { z } from "zod";
-import { AntidoteError } from "../errors.js";
+import { AntidoteError, jsonSyntaxReason } from "../errors.js";
 import type { TensorDtype, TensorInfo } from "./tensor-file.js";
 
 export interface SafetensorsHeader {
@@ -17,8 +19,21 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
-/** The reference implementation's limit: a header above 100 MB is not a model, it is an attack. */
-const MAX_HEADER_BYTES = 100_000_000;
+/** Caps on what a header may declare, checked before it is parsed. */
+export interface TensorHeaderLimits {
+  /**
+   * The largest header accepted, in bytes. Default 16 MiB: a 70B-parameter model's shard
+   * headers are under 100 kB; the reference implementation's own ceiling is 100 MB.
+   */
+  maxHeaderBytes?: number;
+  /** The most tensors one file may declare. Default 65,536: a large model has a few thousand. */
+  maxTensors?: number;
+}
+
+export const DEFAULT_TENSOR_HEADER_LIMITS: Required<TensorHeaderLimits> = {
+  maxHeaderBytes: 16 * 2 ** 20,
+  maxTensors: 65_536,
+};
 const BYTES: Record<TensorDtype, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
 const SUPPORTED = ["F32", "F64", "F16", "BF16"] as const;
 /** Dtypes the format defines that are not float updates. */
@@ -60,7 +75,9 @@ export async function readSafetensorsHeader(
   file: string,
   size: number,
   read: (position: number, length: number) => Promise<Buffer>,
+  limits: TensorHeaderLimits = {},
 ): Promise<SafetensorsHeader> {
+  const { maxHeaderBytes, maxTensors } = { ...DEFAULT_TENSOR_HEADER_LIMITS, ...limits };
   const fail = (detail: string) => new AntidoteError("INPUT_FORMAT", `${file}: ${detail}`);
   if (size < 8) throw fail(`truncated: ${size} bytes, shorter than the 8-byte safetensors header length.`);
   const n = (await read(0, 8)).readBigUInt64LE(0);
@@ -69,14 +86,20 @@ export async function readSafetensorsHeader(
       `header length ${n} is beyond the file size (${size} bytes): the file is truncated or not safetensors.`,
     );
   const headerLength = Number(n);
-  if (headerLength > MAX_HEADER_BYTES)
-    throw fail(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit.`);
-  const text = (await read(8, headerLength)).toString("utf8");
+  if (headerLength > maxHeaderBytes)
+    throw fail(
+      `header length ${headerLength} exceeds the ${maxHeaderBytes}-byte limit; refused before parsing.`,
+    );
+  const raw = await read(8, headerLength);
+  // Every tensor entry has a "data_offsets" key: counting them bounds the tensors without parsing.
+  const declared = countOccurrences(raw, DATA_OFFSETS_KEY, maxTensors + 1);
+  if (declared > maxTensors)
+    throw fail(`the header declares more than ${maxTensors} tensors, the limit; refused before parsing.`);
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(raw.toString("utf8"));
   } catch (e) {
-    throw fail(`bad JSON header (${e instanceof Error ? e.message : String(e)}).`);
+    throw fail(`bad JSON header (${jsonSyntaxReason(e)}).`);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json))
     throw fail(`bad header: expected a JSON object mapping tensor names to {dtype, shape, data_offsets}.`);
@@ -148,6 +171,16 @@ export async function readSafetensorsHeader(
     metadata,
     dataStart,
   };
+}
+
+const DATA_OFFSETS_KEY = Buffer.from('"data_offsets"');
+
+/** How many times `needle` occurs in `haystack`, counting no further than `stopAt`. */
+function countOccurrences(haystack: Buffer, needle: Buffer, stopAt: number): number {
+  let count = 0;
+  for (let i = haystack.indexOf(needle); i >= 0 && count < stopAt; i = haystack.indexOf(needle, i + 1))
+    count++;
+  return count;
 }
 
 /**

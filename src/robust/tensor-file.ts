@@ -19,7 +19,7 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import canonicalize from "canonicalize";
 import { AntidoteError, isAntidoteError } from "../errors.js";
 import { encodeNpyHeader, readNpyHeader } from "./npy.js";
-import { encodeSafetensorsHeader, readSafetensorsHeader } from "./safetensors.js";
+import { encodeSafetensorsHeader, readSafetensorsHeader, type TensorHeaderLimits } from "./safetensors.js";
 import type { UpdateMatrix } from "./types.js";
 
 export type TensorDtype = "F32" | "F64" | "F16" | "BF16";
@@ -91,6 +91,8 @@ export interface ScanOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   /** The layout every update must have (e.g. the server's root update's); default: the one most updates share. */
   layout?: TensorLayout;
+  /** Caps on header size and tensor count, checked before a header is parsed (defaults in safetensors.ts). */
+  headerLimits?: TensorHeaderLimits;
 }
 
 /** A file-backed UpdateMatrix; `close` releases its file descriptors. */
@@ -134,7 +136,7 @@ export async function scanUpdates(
       continue;
     }
     try {
-      const scan = await scanListed(path, l, progress, scratch);
+      const scan = await scanListed(path, l, progress, scratch, options.headerLimits);
       updates.push({
         path,
         scan,
@@ -232,6 +234,7 @@ async function scanListed(
   listed: Extract<Listed, { ok: true }>,
   progress: (bytes: number) => void,
   scratch: ScanScratch,
+  limits: TensorHeaderLimits = {},
 ): Promise<UpdateScan> {
   const placements: Omit<TensorPlacement, "start">[] = [];
   const files: FileIdentity[] = [];
@@ -243,9 +246,9 @@ async function scanListed(
       const read = (position: number, length: number) => readAt(handle, position, length);
       let tensors: (TensorInfo & { offset: number })[];
       if (listed.format === "safetensors") {
-        tensors = (await readSafetensorsHeader(f.path, info.size, read)).tensors;
+        tensors = (await readSafetensorsHeader(f.path, info.size, read, limits)).tensors;
       } else {
-        const h = await readNpyHeader(f.path, info.size, read);
+        const h = await readNpyHeader(f.path, info.size, read, limits);
         // A lone .npy holds one unnamed array; every client's must share a name to share a layout.
         const name = listed.format === "npy-dir" ? basename(f.path, ".npy") : SINGLE_NPY_TENSOR;
         tensors = [{ name, dtype: h.dtype, shape: h.shape, offset: h.offset }];

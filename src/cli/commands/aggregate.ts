@@ -2,10 +2,9 @@
 // federated learning. A client signs each round's update with its key; the server verifies
 // every update against the client's registered keys, leaves out what fails with its reason,
 // aggregates the rest with a Byzantine-robust rule, and records the round in the ledger.
-import { mkdir, rename, writeFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { z } from "zod";
+import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
 import { AntidoteError } from "../../errors.js";
 import { readPrivateKey } from "../../provenance/keys.js";
 import {
@@ -37,6 +36,7 @@ const signUpdateFlags = z.object({
   round: roundSchema,
   federation: federationSchema.default(DEFAULT_FEDERATION),
   out: z.string().min(1).optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -49,6 +49,8 @@ export interface SignUpdateOptions {
   federation?: string;
   /** Default: `<update>.dsse.json`. */
   out?: string;
+  /** Replace an existing attestation at `out`. */
+  force?: boolean;
   json?: boolean;
 }
 
@@ -70,6 +72,7 @@ export function registerSignUpdate(program: Command): void {
     .requiredOption("--round <n>", "the round this update is for (a replay in another round is refused)")
     .option("--federation <name>", `the federation (default "${DEFAULT_FEDERATION}")`)
     .option("--out <file>", "where to write the attestation (default: <update>.dsse.json)")
+    .option("--force", "replace an existing attestation")
     .option("--json", "print the result as JSON")
     .addHelpText(
       "after",
@@ -101,7 +104,10 @@ export async function runSignUpdate(
     key,
   );
   const out = f.out ?? attestationPathFor(options.update);
-  await writeAtomically(out, JSON.stringify(envelope, null, 2) + "\n");
+  await writeOutputFile(out, JSON.stringify(envelope, null, 2) + "\n", {
+    overwrite: f.force === true,
+    inputs: [options.update, f.key],
+  });
   const result: SignUpdateResult = { out, ...attestation, keyId: key.keyId };
   if (f.json === true) write(JSON.stringify(result, null, 2) + "\n");
   else
@@ -137,6 +143,7 @@ const aggregateFlags = z.object({
   blockSize: count(1).optional(),
   history: z.string().min(1).optional(),
   report: z.string().min(1).optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -205,6 +212,7 @@ export function registerAggregate(program: Command): void {
         "FoolsGold: keep each client's running sum here and leave out suspected sybils",
       )
       .option("--report <report.json>", "write the per-client report as JSON")
+      .option("--force", "replace an existing --out update and --report file")
       .option("--json", "print the report as JSON"),
   )
     .addHelpText(
@@ -240,6 +248,10 @@ export async function runAggregate(
 ): Promise<RoundReport> {
   const f = parseFlags(aggregateFlags, options);
   if (options.updates.length === 0) throw new AntidoteError("USAGE", "give the client updates to aggregate.");
+  // Checked before the round runs: an aggregated update must not replace a client's (or an old one silently).
+  const guard = { overwrite: f.force === true, inputs: [...options.updates, f.rootUpdate] };
+  checkOutput(f.out, guard);
+  if (f.report !== undefined) checkOutput(f.report, { ...guard, inputs: [...guard.inputs, f.out] });
   const envLedger = process.env.ANTIDOTE_LEDGER;
   const ledgerNamed = f.ledger !== undefined || (envLedger !== undefined && envLedger !== "");
   if (f.keys !== undefined && f.ledger !== undefined)
@@ -290,7 +302,7 @@ export async function runAggregate(
     bar?.stop();
   }
 
-  if (f.report !== undefined) await writeAtomically(f.report, JSON.stringify(report, null, 2) + "\n");
+  if (f.report !== undefined) await writeOutputFile(f.report, JSON.stringify(report, null, 2) + "\n", guard);
   if (f.json === true) stdout.write(JSON.stringify(report, null, 2) + "\n");
   else printRound(report, f.report, stdout);
   return report;
@@ -328,11 +340,4 @@ function formatNumber(v: number, digits: number): string {
   if (v === 0) return "0";
   const abs = Math.abs(v);
   return abs >= 1e5 || abs < 1e-3 ? v.toExponential(2) : v.toPrecision(digits);
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await mkdir(dirname(resolve(path)), { recursive: true });
-  const partial = `${path}.partial-${process.pid}`;
-  await writeFile(partial, text);
-  await rename(partial, path);
 }

@@ -1,9 +1,15 @@
 // `antidote attack <kind> <dataset> --out PATH`: a poisoned copy of a dataset plus a
 // ground-truth JSON saying exactly which samples were changed and how.
-import { existsSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { z } from "zod";
-import { attackSpecSchema, simulateAttack, writeGroundTruth, type GroundTruth } from "../../attack/index.js";
+import {
+  attackSpecSchema,
+  checkGroundTruthOutput,
+  simulateAttack,
+  writeGroundTruth,
+  type GroundTruth,
+} from "../../attack/index.js";
 import { createWriter, openDataset, WRITABLE_FORMATS } from "../../data/open.js";
 import type { DatasetFormat } from "../../data/sample.js";
 import { AntidoteError } from "../../errors.js";
@@ -190,6 +196,7 @@ const commonFlags = z.object({
   truth: z.string().min(1).optional(),
   outFormat: z.enum(WRITABLE_FORMATS as [string, ...string[]]).optional(),
   gzip: z.boolean().optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -201,6 +208,7 @@ export function registerAttack(program: Command): void {
       "after",
       "\nEvery attack is deterministic with --seed, streams its input twice (facts, then rewrite),\n" +
         "and writes <out>.truth.json (or --truth PATH) listing each changed sample.\n" +
+        "Outputs appear only when complete; an existing one is replaced only with --force.\n" +
         "--rate is a fraction of the whole input; --count an exact number of victims.",
     );
   for (const k of KINDS) {
@@ -217,6 +225,7 @@ export function registerAttack(program: Command): void {
         new Option("--out-format <format>", "output format (default: from --out)").choices(WRITABLE_FORMATS),
       )
       .option("--gzip", "gzip the output (jsonl, csv, idx)")
+      .option("--force", "replace an existing output and ground truth (only once the new ones are complete)")
       .option("--json", "print the ground-truth summary as JSON");
     if (k.selects) {
       cmd
@@ -248,29 +257,35 @@ async function runAttack(k: KindFlags, datasetSpec: string, flags: Record<string
   const spec = parseFlags(attackSpecSchema, { kind: k.kind, ...selection, ...k.spec(flags) });
 
   const dataset = await openDataset(datasetSpec, readOptionsFrom(flags));
-  const existedBefore = existsSync(common.out);
+  const truthPath = common.truth ?? `${common.out.replace(/\/+$/, "")}.truth.json`;
+  // Both outputs are checked before either is written: a refused ground truth must not
+  // come after a replaced dataset.
+  const guard = { overwrite: common.force, inputs: [dataset.info.path] };
+  if (resolve(truthPath) === resolve(common.out))
+    throw new AntidoteError("USAGE", `--truth ${truthPath} is the --out path; give them different names.`);
+  checkGroundTruthOutput(truthPath, { ...guard, inputs: [...guard.inputs, common.out] });
   const writer = await createWriter(common.out, {
     format: common.outFormat as DatasetFormat | undefined,
     gzip: common.gzip,
     classes: dataset.info.classes,
     labelKind: dataset.info.labelKind,
     featureNames: dataset.info.featureNames,
+    ...guard,
   });
   const bar = progressBar({ label: `${k.kind}`, unit: "samples", enabled: common.json !== true });
   let truth: GroundTruth;
   try {
+    // The poisoned dataset appears only when complete; a failure leaves an earlier one as it was.
     truth = await simulateAttack(dataset, writer, spec, {
       onProgress: (done) => done % 500 === 0 && bar.update(done),
     });
   } catch (e) {
-    // Leave no half-written poisoned dataset behind that could be mistaken for a complete one.
-    if (!existedBefore) rmSync(common.out, { recursive: true, force: true });
+    await writer.abort();
     throw e;
   } finally {
     bar.stop();
   }
-  const truthPath = common.truth ?? `${common.out.replace(/\/+$/, "")}.truth.json`;
-  await writeGroundTruth(truthPath, truth);
+  await writeGroundTruth(truthPath, truth, guard);
   report(truth, common.out, truthPath, common.json === true);
 }
 

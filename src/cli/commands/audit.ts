@@ -5,11 +5,12 @@
 //
 // Like `scan`, the command exits 0 when the audit ran, whatever it found: the verdict is data
 // (`verdict.backdoor` in --json and report.json), and exit codes are kept for failures.
-import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { z } from "zod";
+import { writeOutputFile } from "../../data/atomic-output.js";
 import { auditModel, type AuditReport } from "../../audit/audit.js";
 import { renderAuditHtml } from "../../audit/report-html.js";
 import { buildAuditReportJson, type AuditReportJson } from "../../audit/report-json.js";
@@ -69,7 +70,10 @@ export function registerAudit(program: Command): void {
         "--data <dataset>",
         "clean images like the model's inputs: a file, directory or bundled dataset (labels optional)",
       )
-      .requiredOption("--out <dir>", "directory for report.json and report.html (created if missing)")
+      .requiredOption(
+        "--out <dir>",
+        "directory for report.json and report.html (created if missing; a new audit replaces them)",
+      )
       .option(
         "--reference <file.onnx>",
         "a known-clean model of the same task and architecture, to compare trigger sizes with (repeatable)",
@@ -166,12 +170,13 @@ Examples:
       progress.stop();
       await ledger?.close();
     }
-    mkdirSync(out, { recursive: true });
     const json = buildAuditReportJson(report, { model: modelPath, data: f.data, outDir: f.out });
     const jsonPath = join(out, "report.json");
     const htmlPath = join(out, "report.html");
-    writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
-    writeFileSync(htmlPath, renderAuditHtml(json));
+    // The audit owns report.json and report.html in --out: each is replaced whole, never half-written.
+    const guard = { overwrite: true, inputs: [modelPath, f.data, ...f.reference] };
+    await writeOutputFile(jsonPath, JSON.stringify(json, null, 2) + "\n", guard);
+    await writeOutputFile(htmlPath, renderAuditHtml(json), guard);
     if (f.json) process.stdout.write(JSON.stringify(summaryJson(json, jsonPath, htmlPath), null, 2) + "\n");
     else if (f.quiet) process.stdout.write(`${htmlPath}\n${jsonPath}\n`);
     else process.stdout.write(summaryText(json, jsonPath, htmlPath));

@@ -1,27 +1,32 @@
 // `antidote bom` and `antidote croissant`: governance metadata straight from the ledger.
 import type { Command } from "commander";
-import { writeFile } from "node:fs/promises";
 import { z } from "zod";
+import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
 import { buildModelBom } from "../../report/bom.js";
 import { buildCroissant } from "../../report/croissant.js";
 import { datasetProvenance, modelBomInput } from "../../report/from-ledger.js";
 import { addLedgerOption, withLedger } from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 
-const bomFlags = z.object({ model: z.string().min(1), out: z.string().min(1).optional() });
+const bomFlags = z.object({
+  model: z.string().min(1),
+  out: z.string().min(1).optional(),
+  force: z.boolean().optional(),
+});
 const croissantFlags = z.object({
   dataset: z.string().min(1),
   out: z.string().min(1).optional(),
+  force: z.boolean().optional(),
   description: z.string().optional(),
   license: z.string().optional(),
   url: z.string().optional(),
 });
 
-async function emit(json: object, out: string | undefined, what: string): Promise<void> {
+async function emit(json: object, out: string | undefined, what: string, force = false): Promise<void> {
   const text = JSON.stringify(json, null, 2) + "\n";
   if (out === undefined) process.stdout.write(text);
   else {
-    await writeFile(out, text);
+    await writeOutputFile(out, text, { overwrite: force });
     process.stderr.write(`wrote ${what} to ${out}\n`);
   }
 }
@@ -35,13 +40,15 @@ export function registerBom(program: Command): void {
           "was trained on with sources, deliveries and lineage, and its base models as pedigree (schema-validated)",
       )
       .requiredOption("--model <digest>", "the model's digest (a unique prefix will do)")
-      .option("--out <file.cdx.json>", "write to a file instead of stdout"),
+      .option("--out <file.cdx.json>", "write to a file instead of stdout")
+      .option("--force", "replace an existing --out file"),
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(bomFlags, flags);
+    if (f.out !== undefined) checkOutput(f.out, { overwrite: f.force === true });
     const bom = await withLedger(flags, async (ledger) =>
       buildModelBom(await modelBomInput(ledger, f.model)),
     );
-    await emit(bom, f.out, "CycloneDX AI-BOM");
+    await emit(bom, f.out, "CycloneDX AI-BOM", f.force);
   });
 
   addLedgerOption(
@@ -52,11 +59,13 @@ export function registerBom(program: Command): void {
       )
       .requiredOption("--dataset <version>", "the dataset version")
       .option("--out <file.json>", "write to a file instead of stdout")
+      .option("--force", "replace an existing --out file")
       .option("--description <text>", "dataset description")
       .option("--license <spdx-or-url>", "dataset license")
       .option("--url <url>", "where the dataset is published"),
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(croissantFlags, flags);
+    if (f.out !== undefined) checkOutput(f.out, { overwrite: f.force === true });
     const doc = await withLedger(flags, async (ledger) => {
       const provenance = await datasetProvenance(ledger, f.dataset);
       return buildCroissant({
@@ -67,6 +76,6 @@ export function registerBom(program: Command): void {
         ...(f.url !== undefined ? { url: f.url } : {}),
       });
     });
-    await emit(doc, f.out, "Croissant metadata");
+    await emit(doc, f.out, "Croissant metadata", f.force);
   });
 }

@@ -10,6 +10,7 @@ import { progressBar } from "../progress.js";
 const convertFlags = z.object({
   to: z.enum(WRITABLE_FORMATS as [string, ...string[]]).optional(),
   gzip: z.boolean().optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -31,7 +32,13 @@ export function registerConvert(program: Command): void {
         ),
       )
       .option("--gzip", "gzip the output (jsonl, csv, idx)")
-      .option("--json", "print the result as JSON"),
+      .option("--force", "replace an existing output (it is replaced only once the new one is complete)")
+      .option("--json", "print the result as JSON")
+      .addHelpText(
+        "after",
+        "\nThe output is written beside its final name and renamed into place when complete: a failed\n" +
+          "convert leaves no partial output and an existing one as it was. The output may not be the input.",
+      ),
   ).action(async (input: string, output: string, flags: Record<string, unknown>) => {
     const f = parseFlags(convertFlags, flags);
     const skipped: AntidoteError[] = [];
@@ -45,6 +52,7 @@ export function registerConvert(program: Command): void {
     const result = await convertDataset(dataset, output, {
       format: f.to as DatasetFormat | undefined,
       gzip: f.gzip,
+      overwrite: f.force,
       onSample: (n) => n % 500 === 0 && bar.update(n),
     });
     bar.stop();

@@ -25,7 +25,11 @@ export function registerDemo(program: Command): void {
       "Run the main job on the bundled real data: poisoned Fashion-MNIST and SpamAssassin with ground truth,\n" +
         "then a signed delivery of the poisoned set ingested, traced, quarantined and exported clean",
     )
-    .option("--out <dir>", "where to write the poisoned datasets", "out")
+    .option(
+      "--out <dir>",
+      "where to write the poisoned datasets (the demo replaces its own files there)",
+      "out",
+    )
     .action(async (flags: { out: string }) => {
       const o = process.stdout;
       o.write("Real datasets on this machine:\n\n");
@@ -57,9 +61,12 @@ export function registerDemo(program: Command): void {
       for (const step of steps) {
         o.write(`\n== ${step.title}\n`);
         const input = await openDataset(step.dataset);
+        // The demo owns its out/ files: a second run replaces them (atomically, like every output).
         const writer = await createWriter(step.out, {
           classes: input.info.classes,
           labelKind: input.info.labelKind,
+          overwrite: true,
+          inputs: [input.info.path],
         });
         const bar = progressBar({
           label: "  poisoning",
@@ -70,10 +77,13 @@ export function registerDemo(program: Command): void {
         const started = performance.now();
         const truth = await simulateAttack(input, writer, step.spec, {
           onProgress: (n) => n % 500 === 0 && bar.update(n),
+        }).catch(async (e: unknown) => {
+          await writer.abort();
+          throw e;
         });
         bar.stop();
         const truthPath = `${step.out}.truth.json`;
-        await writeGroundTruth(truthPath, truth);
+        await writeGroundTruth(truthPath, truth, { overwrite: true });
         const seconds = (performance.now() - started) / 1000;
         o.write(
           `  ${truth.poisonedCount} of ${truth.inputCount} samples poisoned in ${seconds.toFixed(1)} s\n`,

@@ -1,13 +1,12 @@
 // `antidote dpa partition|certify`: Deep Partition Aggregation (Levine & Feizi, ICLR 2021).
 // Partition a training set by content hash into K parts (train one model per part with
 // your own framework), then certify the K models' plurality vote on a test set.
-import { mkdir, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
 import { Option, type Command } from "commander";
 import { z } from "zod";
+import { checkOutput, refuseInputAsOutput, writeOutputFile } from "../../data/atomic-output.js";
 import { openDataset, WRITABLE_FORMATS } from "../../data/open.js";
 import type { DatasetFormat } from "../../data/sample.js";
-import { AntidoteError } from "../../errors.js";
+import type { AntidoteError } from "../../errors.js";
 import { radiiToShow, type Certification, type CertifiedPoint } from "../../robust/dpa-certify.js";
 import { DPA_MAX_K, DPA_MIN_K, partitionDataset, type PartitionSummary } from "../../robust/dpa-partition.js";
 import { certifyVoteTable, openVoteTable } from "../../robust/dpa-predictions.js";
@@ -32,6 +31,7 @@ const partitionFlags = z.object({
   maxOpenWriters: z.preprocess(num, z.number().int().min(1).max(DPA_MAX_K)),
   minPerClass: z.preprocess(num, z.number().int().min(0)),
   overwrite: z.boolean().optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -44,6 +44,7 @@ const certifyFlags = z.object({
   numClasses: z.preprocess(num, z.number().int().min(2)).optional(),
   k: z.preprocess(num, z.number().int().min(1).max(DPA_MAX_K)).optional(),
   out: z.string().min(1).optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -100,11 +101,14 @@ Examples:
         "--overwrite",
         "replace part-* files and partitions.csv left in the directory by an earlier run",
       )
+      .option("--force", "the same as --overwrite (the flag every other command uses)")
       .option("--json", "print the summary as JSON"),
   ).action(async (spec: string, flags: Record<string, unknown>) => {
     const f = parseFlags(partitionFlags, flags);
     const skipped: AntidoteError[] = [];
     const dataset = await openDataset(spec, { ...readOptionsFrom(flags), onSkip: (e) => skipped.push(e) });
+    // --overwrite removes part-* files there before reading: the input must not be one of them.
+    refuseInputAsOutput(f.out, [dataset.info.path]);
     const bar = progressBar({
       label: "partitioning",
       total: dataset.info.count,
@@ -118,7 +122,7 @@ Examples:
       gzip: f.gzip,
       maxOpenWriters: f.maxOpenWriters,
       minPerClass: f.minPerClass,
-      overwrite: f.overwrite,
+      overwrite: f.overwrite === true || f.force === true,
       onSample: (n) => n % 500 === 0 && bar.update(n),
     });
     bar.stop();
@@ -162,9 +166,12 @@ Examples:
     .option("--num-classes <n>", "number of classes, when labels are indices and --classes is not given")
     .option("--k <K>", "expected number of models: refuse a table with another number of prediction columns")
     .option("--out <file>", "write the per-point certificates and the whole curve as JSON")
+    .option("--force", "replace an existing --out file")
     .option("--json", "print the summary and curve as JSON")
     .action(async (input: string, flags: Record<string, unknown>) => {
       const f = parseFlags(certifyFlags, flags);
+      const guard = { overwrite: f.force === true, inputs: [input, f.labels] };
+      if (f.out !== undefined) checkOutput(f.out, guard);
       const table = await openVoteTable(input, {
         labelColumn: f.labelColumn,
         idColumn: f.idColumn,
@@ -181,15 +188,7 @@ Examples:
       );
       const summary = { input, predictionColumns: table.predictionColumns, ...certification };
       if (f.out !== undefined) {
-        try {
-          await mkdir(dirname(f.out), { recursive: true });
-          await writeFile(f.out, JSON.stringify({ ...summary, certificates: points }) + "\n");
-        } catch (e) {
-          const reason = e instanceof Error ? e.message : String(e);
-          throw new AntidoteError("USAGE", `${f.out}: cannot write the output file (${reason}).`, {
-            cause: e,
-          });
-        }
+        await writeOutputFile(f.out, JSON.stringify({ ...summary, certificates: points }) + "\n", guard);
       }
       if (f.json) process.stdout.write(JSON.stringify({ ...summary, out: f.out ?? null }, null, 2) + "\n");
       else printCertification(certification, f.out);

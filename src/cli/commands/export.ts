@@ -15,6 +15,7 @@ const exportFlags = z.object({
   excludeQuarantined: z.boolean().optional(),
   excludeSource: z.array(z.string().min(1)).default([]),
   name: z.string().min(1).optional(),
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -39,6 +40,10 @@ export function registerExport(program: Command): void {
       .option("--exclude-quarantined", "leave out quarantined samples and samples of quarantined sources")
       .option("--exclude-source <name>", "leave out everything a source delivered (repeatable)", collect)
       .option("--name <dataset>", "name of the new version (default: the parent's)")
+      .option(
+        "--force",
+        "replace an existing output and its .sigstore.json (only once the new ones are complete)",
+      )
       .option("--json", "print JSON")
       .addHelpText(
         "after",
@@ -61,6 +66,7 @@ Writes <out>.sigstore.json beside the output: a signed in-toto manifest verifiab
         excludeQuarantined: f.excludeQuarantined,
         excludeSources: f.excludeSource,
         name: f.name,
+        overwrite: f.force,
         onProgress: (done) => done % 500 === 0 && bar.update(done),
       }).finally(() => bar.stop()),
     );

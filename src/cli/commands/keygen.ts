@@ -1,10 +1,10 @@
 // `antidote keygen`: make an Ed25519 key pair for signing deliveries. The private key is
 // written owner-only and never overwritten by accident: losing it means re-registering a key
 // with every receiver, and overwriting it silently would do exactly that.
-import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { z } from "zod";
+import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
 import { AntidoteError } from "../../errors.js";
 import { generateSigningKey } from "../../provenance/keys.js";
 import { parseFlags } from "../options.js";
@@ -33,7 +33,7 @@ export function registerKeygen(program: Command): void {
     .command("keygen")
     .description("Create an Ed25519 key pair for signing deliveries (NAME.key private, NAME.pub public)")
     .requiredOption("--out <name>", "base name of the key files: writes NAME.key (mode 0600) and NAME.pub")
-    .option("--force", "overwrite existing key files")
+    .option("--force", "replace existing key files (the old private key is lost)")
     .option("--json", "print the key id and paths as JSON")
     .addHelpText(
       "after",
@@ -64,11 +64,13 @@ export async function runKeygen(
     }
   }
   const keys = generateSigningKey();
-  await mkdir(dirname(privateKeyPath), { recursive: true });
-  await writeFile(privateKeyPath, keys.privateKeyPem, { mode: 0o600, flag: options.force ? "w" : "wx" });
-  // `mode` applies only when the file is created; an overwritten key keeps its old mode otherwise.
-  await chmod(privateKeyPath, 0o600);
-  await writeFile(publicKeyPath, keys.publicKeyPem, { flag: options.force ? "w" : "wx" });
+  // Each file appears whole (a key cut short by a crash would be a key that never loads), the
+  // private one owner-only from its first byte; the check above is repeated at the rename's doorstep.
+  const guard = { overwrite: options.force === true };
+  checkOutput(privateKeyPath, guard);
+  checkOutput(publicKeyPath, guard);
+  await writeOutputFile(privateKeyPath, keys.privateKeyPem, { ...guard, mode: 0o600 });
+  await writeOutputFile(publicKeyPath, keys.publicKeyPem, guard);
   const result = { keyId: keys.keyId, privateKeyPath, publicKeyPath };
   if (options.json) write(JSON.stringify(result, null, 2) + "\n");
   else

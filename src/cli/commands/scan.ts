@@ -1,10 +1,11 @@
 // `antidote scan`: find the suspicious samples of a dataset, say why and where they came from,
 // write report.json and a self-contained report.html, and (with a ledger) record the findings
 // so that `quarantine` and `export` can act on them. A thin shell over `scanDataset`.
-import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
+import { writeOutputFile } from "../../data/atomic-output.js";
 import { openDataset } from "../../data/open.js";
 import { AntidoteError } from "../../errors.js";
 import { openLedger } from "../../ledger/index.js";
@@ -69,7 +70,10 @@ export function registerScan(program: Command): void {
         "Scan a dataset for poisoning (label flips, text triggers, near-duplicate bursts, bad annotators), " +
           "rank the suspicious samples, classes, sources and annotators, and write report.json and report.html",
       )
-      .requiredOption("--out <dir>", "directory for report.json and report.html (created if missing)")
+      .requiredOption(
+        "--out <dir>",
+        "directory for report.json and report.html (created if missing; a new scan replaces them)",
+      )
       .option(
         "--features <file>",
         "your model's penultimate-layer features: .npy (n × k) or CSV (optional id column)",
@@ -177,7 +181,6 @@ Then act on it (report.html lists these commands with your paths):
       progress.stop();
       await ledger?.close();
     }
-    mkdirSync(out, { recursive: true });
     const json = buildReportJson(report, {
       dataset: spec,
       outDir: f.out,
@@ -185,8 +188,11 @@ Then act on it (report.html lists these commands with your paths):
     });
     const jsonPath = join(out, "report.json");
     const htmlPath = join(out, "report.html");
-    writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
-    writeFileSync(htmlPath, renderReportHtml(json, { previews: report.previews }));
+    // The scan owns report.json and report.html in --out: each is replaced whole, never half-written,
+    // and never onto a file the scan read.
+    const guard = { overwrite: true, inputs: [dataset.info.path, f.features, f.predProbs, f.model] };
+    await writeOutputFile(jsonPath, JSON.stringify(json, null, 2) + "\n", guard);
+    await writeOutputFile(htmlPath, renderReportHtml(json, { previews: report.previews }), guard);
     if (f.json)
       process.stdout.write(
         JSON.stringify(summaryJson(json, jsonPath, htmlPath, skipped.length), null, 2) + "\n",

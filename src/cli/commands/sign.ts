@@ -1,10 +1,11 @@
 // `antidote sign`: the supplier's side of a delivery. Hashes every file (all cores) and, when
 // the delivery is a dataset, every sample, and writes a Sigstore bundle whose DSSE envelope
 // signs the in-toto statement listing them. The receiver runs `antidote verify` or `ingest`.
-import { rename, writeFile, stat, mkdir } from "node:fs/promises";
-import { dirname, relative, resolve, isAbsolute } from "node:path";
+import { stat } from "node:fs/promises";
+import { relative, resolve, isAbsolute } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
+import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
 import type { OpenOptions } from "../../data/open.js";
 import { AntidoteError } from "../../errors.js";
 import { signStatement } from "../../provenance/bundle.js";
@@ -20,6 +21,8 @@ export interface SignOptions {
   /** Where to write the Sigstore bundle. */
   out: string;
   threads?: number;
+  /** Replace an existing bundle at `out`. */
+  force?: boolean;
   json?: boolean;
   readOptions?: OpenOptions;
   /** Draw progress bars on a terminal (default: unless --json). */
@@ -46,6 +49,7 @@ const signFlags = z.object({
   key: z.string().min(1),
   out: z.string().min(1),
   threads: threadsFlag,
+  force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -63,6 +67,7 @@ export function registerSign(program: Command): void {
       .requiredOption("--key <NAME.key>", "your private key, made by `antidote keygen`")
       .requiredOption("--out <bundle.json>", "where to write the signature (e.g. delivery.sigstore.json)")
       .option("--threads <n>", "hashing threads (default: every core)")
+      .option("--force", "replace an existing bundle at --out")
       .option("--json", "print the result as JSON"),
   )
     .addHelpText(
@@ -89,6 +94,8 @@ export async function runSign(
   write: (text: string) => void = (t) => void process.stdout.write(t),
 ): Promise<SignResult> {
   await refuseOutputInside(options.target, options.out);
+  const guard = { overwrite: options.force === true, inputs: [options.target, options.key] };
+  checkOutput(options.out, guard); // before hashing: minutes of work must not end in a refusal
   const key = await readPrivateKey(options.key);
   const bars = phaseBars(options.progress ?? !options.json);
   let bytes = 0;
@@ -104,10 +111,7 @@ export async function runSign(
   }).finally(() => bars.stop());
 
   const bundle = signStatement(statement, key);
-  await mkdir(dirname(resolve(options.out)), { recursive: true });
-  const partial = `${options.out}.partial`;
-  await writeFile(partial, JSON.stringify(bundle, null, 2) + "\n");
-  await rename(partial, options.out);
+  await writeOutputFile(options.out, JSON.stringify(bundle, null, 2) + "\n", guard);
 
   const p = statement.predicate;
   const result: SignResult = {

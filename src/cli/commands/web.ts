@@ -2,8 +2,6 @@
 // body's SHA-256 with the index's, report split-view poisoning (content changed since
 // indexing) and record the findings in the ledger.
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { dirname } from "node:path";
 import { once } from "node:events";
 import type { Command } from "commander";
 import { z } from "zod";
@@ -20,6 +18,7 @@ import {
   type UrlCheck,
   type UrlIndexSummary,
 } from "../../provenance/web.js";
+import { stageOutput, type OutputOptions, type StagedOutput } from "../../data/atomic-output.js";
 import { EXIT } from "../exit-codes.js";
 import { parseFlags } from "../options.js";
 import { progressBar, type ProgressBar } from "../progress.js";
@@ -42,6 +41,7 @@ const webVerifyFlags = z.object({
   maxBytes: positiveInt(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_BYTES),
   store: z.string().min(1).optional(),
   out: z.string().min(1).optional(),
+  force: z.boolean().optional(),
   ledger: z.string().min(1).optional(),
   json: z.boolean().optional(),
   strict: z.boolean().optional(),
@@ -60,6 +60,8 @@ export interface WebVerifyOptions {
   store?: string;
   /** Write a JSON report of every URL that did not match. */
   out?: string;
+  /** Replace an existing report at `out`. */
+  force?: boolean;
   /** Ledger location (SQLite path or postgres URL) to record findings in. */
   ledger?: string;
   json?: boolean;
@@ -96,6 +98,7 @@ export function registerWeb(program: Command): void {
     .option("--max-bytes <n>", `largest body to hash (default ${DEFAULT_MAX_BYTES})`)
     .option("--store <dir>", "keep verified content here, named by SHA-256")
     .option("--out <report.json>", "write every URL that did not match, with why, as JSON")
+    .option("--force", "replace an existing --out report")
     .option("--ledger <location>", "record findings in this ledger (SQLite path or postgres URL)")
     .option("--strict", "also exit 6 when a URL is unreachable, too large or invalid")
     .option("--json", "print the result as JSON")
@@ -122,7 +125,10 @@ export async function runWebVerify(
   const f = parseFlags(webVerifyFlags, options);
   const started = performance.now();
   const ledger = f.ledger === undefined ? undefined : await openLedgerAt(f.ledger);
-  const report = f.out === undefined ? undefined : await ReportWriter.open(f.out, f.index);
+  const report =
+    f.out === undefined
+      ? undefined
+      : await ReportWriter.open(f.out, f.index, { overwrite: f.force === true, inputs: [f.index] });
   const recorder = ledger === undefined ? undefined : new FindingRecorder(ledger);
   let bar: ProgressBar | undefined;
   const summary = emptyUrlIndexSummary();
@@ -243,18 +249,22 @@ class FindingRecorder {
 class ReportWriter {
   private first = true;
 
-  private constructor(private readonly stream: WriteStream) {}
+  private constructor(
+    private readonly stream: WriteStream,
+    private readonly staged: StagedOutput,
+  ) {}
 
-  static async open(path: string, index: string): Promise<ReportWriter> {
-    await mkdir(dirname(path), { recursive: true });
-    const stream = createWriteStream(path);
+  // Written under a temporary name and renamed when complete (src/data/atomic-output.ts).
+  static async open(path: string, index: string, guard: OutputOptions): Promise<ReportWriter> {
+    const staged = await stageOutput(path, guard);
+    const stream = createWriteStream(staged.path);
     await Promise.race([
       once(stream, "open"),
       once(stream, "error").then(([e]: unknown[]) => {
         throw new AntidoteError("USAGE", `--out ${path}: cannot write the report (${String(e)}).`);
       }),
     ]);
-    const writer = new ReportWriter(stream);
+    const writer = new ReportWriter(stream, staged);
     await writer.write(`{\n  "index": ${JSON.stringify(index)},\n  "checks": [`);
     return writer;
   }
@@ -268,6 +278,7 @@ class ReportWriter {
     await this.write(`${this.first ? "" : "\n  "}],\n  "summary": ${JSON.stringify(summary)}\n}\n`);
     this.stream.end();
     await once(this.stream, "finish");
+    await this.staged.commit();
   }
 
   private async write(text: string): Promise<void> {

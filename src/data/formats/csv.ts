@@ -61,6 +61,7 @@ async function createCsvWriter(path: string, options: WriteOptions): Promise<Dat
       await out.close();
       return count;
     },
+    abort: () => out.abort(),
   };
 }
 

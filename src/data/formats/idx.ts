@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { createGunzip, createGzip } from "node:zlib";
 import { AntidoteError } from "../../errors.js";
 import {
+  DEFAULT_MAX_IMAGE_PIXELS,
   skipOrThrow,
   type Dataset,
   type DatasetWriter,
@@ -22,6 +23,7 @@ import {
   type ReadOptions,
   type WriteOptions,
 } from "../dataset.js";
+import { requireSeekable } from "../paths.js";
 import { malformed } from "../rows.js";
 import { imageBytesDigest, imageFromBytes, imageToBytes, type DatasetInfo, type Sample } from "../sample.js";
 
@@ -35,6 +37,7 @@ export const idxFormat: FormatModule = { format: "idx", open: openIdx, create: c
 export async function openIdx(path: string, options: ReadOptions = {}): Promise<Dataset> {
   const pair = locatePair(path, options.split);
   const images = await readHeaderOf(pair.images, "images");
+  checkPixels(pair.images, images.dims, options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS);
   const labels = pair.labels === undefined ? undefined : await readHeaderOf(pair.labels, "labels");
   if (labels !== undefined && labels.dims[0] !== images.dims[0]) {
     throw new AntidoteError(
@@ -108,7 +111,9 @@ interface IdxHeader {
 
 function locatePair(path: string, split: string | undefined): IdxPair {
   if (!existsSync(path)) throw new AntidoteError("FILE_NOT_FOUND", `${path}: no such file or directory.`);
-  if (statSync(path).isDirectory()) return pairInDirectory(path, split);
+  const stats = statSync(path);
+  if (stats.isDirectory()) return pairInDirectory(path, split);
+  requireSeekable(path, stats); // the header is read twice: once to open, once per pass
   const name = basename(path);
   const labelsMatch = LABELS_NAME.exec(name);
   if (labelsMatch !== null) {
@@ -241,10 +246,7 @@ async function readHeader(reader: ChunkReader, file: string, role: "images" | "l
     throw headerError(file, `file is too short for an IDX header (${magic.length} bytes)`);
   const [z0, z1, type = 0, ndim = 0] = magic;
   if (z0 !== 0 || z1 !== 0) {
-    throw headerError(
-      file,
-      `not an IDX file: bad magic ${hex(magic)} (an IDX file starts with 00 00 08 <ndim>)`,
-    );
+    throw headerError(file, `not an IDX file: bad magic number (an IDX file starts with 00 00 08 <ndim>)`);
   }
   if (type !== UBYTE) {
     const name = TYPE_NAMES[type];
@@ -340,8 +342,15 @@ function headerError(file: string, detail: string): AntidoteError {
   return new AntidoteError("IDX_HEADER", `${file}: ${detail}.`);
 }
 
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+// A header is 16 bytes; the images it declares can be any size. Checked when the dataset is
+// opened, so an oversized declaration is refused before any pass allocates a record.
+function checkPixels(file: string, dims: number[], maxPixels: number): void {
+  const [, height = 0, width = 0] = dims;
+  if (height * width > maxPixels)
+    throw headerError(
+      file,
+      `image shape ${height}x${width} (${height * width} pixels) is over the ${maxPixels}-pixel limit (raise it with --max-image-pixels for a dataset you trust)`,
+    );
 }
 
 interface Source {
@@ -534,6 +543,12 @@ class IdxWriter implements DatasetWriter {
     } finally {
       await this.discard();
     }
+  }
+
+  /** Give up: remove the spill files. */
+  async abort(): Promise<void> {
+    this.failure ??= new AntidoteError("INTERNAL", `${this.target.images}: write after abort.`);
+    await this.discard();
   }
 
   private pixels(sample: Sample): Uint8Array {

@@ -6,7 +6,7 @@
 // metadata; when it is there it lists the dataset, in its own order.
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, readFile, stat, writeFile, type FileHandle } from "node:fs/promises";
-import { extname, isAbsolute, join, normalize, relative, sep } from "node:path";
+import { extname, join, relative, sep } from "node:path";
 import { createInterface } from "node:readline";
 import { parse as parseCsv } from "csv-parse";
 import { z } from "zod";
@@ -20,6 +20,7 @@ import {
   type WriteOptions,
 } from "../dataset.js";
 import { decodeImage, encodePng } from "../image-codec.js";
+import { DatasetRoot } from "../paths.js";
 import { malformed } from "../rows.js";
 import {
   annotationSchema,
@@ -45,10 +46,11 @@ export const imagefolderFormat: FormatModule = {
  */
 export async function openImageFolder(root: string, options: ReadOptions = {}): Promise<Dataset> {
   await requireDirectory(root);
+  const confined = new DatasetRoot(root, options.allowPathsOutsideRoot === true);
   const [images, classes, metadataFile] = await Promise.all([
     listImages(root),
     listClasses(root),
-    findMetadataFile(root),
+    findMetadataFile(root, confined),
   ]);
   const imageBytes = images.reduce((sum, f) => sum + f.size, 0);
   const info: DatasetInfo = {
@@ -59,11 +61,11 @@ export async function openImageFolder(root: string, options: ReadOptions = {}): 
     bytes: imageBytes,
     count: images.length,
   };
-  if (metadataFile === undefined) return { info, samples: () => readListed(root, images, options) };
+  if (metadataFile === undefined) return { info, samples: () => readListed(root, confined, images, options) };
 
   info.count = await countRecords(metadataFile);
   info.bytes = imageBytes + (await stat(metadataFile)).size;
-  return { info, samples: () => readWithMetadata(root, metadataFile, options) };
+  return { info, samples: () => readWithMetadata(confined, metadataFile, options) };
 }
 
 /**
@@ -123,20 +125,26 @@ interface ListedImage {
   /** Path relative to root, with forward slashes: the sample id. */
   rel: string;
   size: number;
+  /** A symbolic link: where it leads is checked (inside root) when it is read. */
+  link: boolean;
 }
 
 async function* readListed(
   root: string,
+  confined: DatasetRoot,
   images: ListedImage[],
   options: ReadOptions,
 ): AsyncGenerator<Sample> {
   let bytesRead = 0;
-  for (const { rel, size } of images) {
+  for (const { rel, size, link } of images) {
     const file = join(root, rel);
     try {
       const slash = rel.indexOf("/");
       const label = slash < 0 ? null : directoryToLabel(rel.slice(0, slash));
-      yield { id: rel, label, source: null, annotations: [], metadata: {}, ...(await readImage(file, file)) };
+      // The walk follows no directory link, so only a link entry itself can lead outside.
+      const target = link ? confined.resolveFile(rel, file) : file;
+      const pixels = await readImage(target, file, options);
+      yield { id: rel, label, source: null, annotations: [], metadata: {}, ...pixels };
     } catch (e) {
       skipOrThrow(e, options);
     }
@@ -145,8 +153,10 @@ async function* readListed(
   }
 }
 
+// file_name is relative to root and may not leave it, by `..`, an absolute path or a link:
+// a metadata file must not make us read arbitrary files on the machine (paths.ts).
 async function* readWithMetadata(
-  root: string,
+  confined: DatasetRoot,
   metadataFile: string,
   options: ReadOptions,
 ): AsyncGenerator<Sample> {
@@ -155,20 +165,12 @@ async function* readWithMetadata(
     try {
       if (raw instanceof AntidoteError) throw raw;
       const record = parseRecord(raw, at, metadataFile.endsWith(".csv"));
-      const file = insideRoot(root, record.file_name, at);
-      const size = await stat(file).then(
-        (s) => s.size,
-        () => undefined,
-      );
-      if (size === undefined)
-        throw new AntidoteError(
-          "FILE_NOT_FOUND",
-          `${at} field "file_name": image file ${file} does not exist.`,
-        );
-      bytesRead += size;
+      const named = join(confined.root, record.file_name);
+      const file = confined.resolveFile(record.file_name, `${at} field "file_name"`);
+      bytesRead += (await stat(file)).size;
       yield {
         ...sampleFields(record),
-        ...(await readImage(file, `${file} (${at})`, record.text ?? undefined)),
+        ...(await readImage(file, `${named} (${at})`, options, record.text ?? undefined)),
       };
     } catch (e) {
       skipOrThrow(e, options);
@@ -181,12 +183,13 @@ async function* readWithMetadata(
 async function readImage(
   file: string,
   where: string,
+  options: ReadOptions,
   text?: string,
 ): Promise<Pick<Sample, "digest" | "image" | "text">> {
   const bytes = await readFile(file).catch((e: unknown) => {
     throw new AntidoteError("FILE_NOT_FOUND", `${where}: cannot read image: ${reason(e)}.`, { cause: e });
   });
-  const px = decodeImage(bytes, where);
+  const px = decodeImage(bytes, where, { maxPixels: options.maxImagePixels });
   const image = imageFromBytes(px.bytes, px.height, px.width, px.channels);
   if (text === undefined)
     return { digest: imageBytesDigest(px.bytes, px.height, px.width, px.channels), image };
@@ -294,17 +297,6 @@ async function countRecords(file: string): Promise<number> {
   return n;
 }
 
-// file_name is relative to root and may not leave it: a metadata file must not make us
-// read arbitrary files on the machine.
-function insideRoot(root: string, fileName: string, at: string): string {
-  const path = normalize(join(root, fileName));
-  const rel = relative(root, path);
-  if (isAbsolute(fileName) || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    throw malformed(at, "file_name", `"${fileName}" is outside the dataset directory`);
-  }
-  return path;
-}
-
 async function requireDirectory(root: string): Promise<void> {
   const info = await stat(root).catch(() => undefined);
   if (info === undefined) throw new AntidoteError("FILE_NOT_FOUND", `${root}: no such directory.`);
@@ -315,15 +307,32 @@ async function requireDirectory(root: string): Promise<void> {
     );
 }
 
-/** Every image under root (hidden entries skipped), sorted by relative path. */
+/**
+ * Every image under root (hidden entries skipped), sorted by relative path. Links to image
+ * files are listed (torchvision follows them) and checked when read; links to directories
+ * are not walked, so the walk stays inside root and cannot loop.
+ */
 async function listImages(root: string): Promise<ListedImage[]> {
   const out: ListedImage[] = [];
   const walk = async (dir: string): Promise<void> => {
     const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => !e.name.startsWith("."));
-    const images = entries.filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase()));
-    const sizes = await Promise.all(images.map((e) => stat(join(dir, e.name)).then((s) => s.size)));
+    const images = entries.filter(
+      (e) => (e.isFile() || e.isSymbolicLink()) && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase()),
+    );
+    const sizes = await Promise.all(
+      images.map((e) =>
+        stat(join(dir, e.name)).then(
+          (s) => s.size,
+          () => 0, // a dangling link: reported when read
+        ),
+      ),
+    );
     images.forEach((e, i) =>
-      out.push({ rel: relative(root, join(dir, e.name)).split(sep).join("/"), size: sizes[i] ?? 0 }),
+      out.push({
+        rel: relative(root, join(dir, e.name)).split(sep).join("/"),
+        size: sizes[i] ?? 0,
+        link: e.isSymbolicLink(),
+      }),
     );
     for (const e of entries) if (e.isDirectory()) await walk(join(dir, e.name));
   };
@@ -339,7 +348,8 @@ async function listClasses(root: string): Promise<string[]> {
   return labels.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-async function findMetadataFile(root: string): Promise<string | undefined> {
+// A metadata file that is a link must lead inside root too: its records become samples' metadata.
+async function findMetadataFile(root: string, confined: DatasetRoot): Promise<string | undefined> {
   const present = await Promise.all(
     [METADATA_JSONL, METADATA_CSV].map((name) =>
       stat(join(root, name)).then(
@@ -355,7 +365,8 @@ async function findMetadataFile(root: string): Promise<string | undefined> {
       `${root}: has both ${METADATA_JSONL} and ${METADATA_CSV}; keep one.`,
     );
   }
-  return files[0];
+  const found = files[0];
+  return found === undefined ? undefined : confined.resolveFile(relative(root, found), found);
 }
 
 // ── writing ────────────────────────────────────────────────────────────────────────
@@ -409,6 +420,11 @@ class ImageFolderWriter implements DatasetWriter {
     await this.flush();
     await this.metadata.close();
     return this.written;
+  }
+
+  /** Give up: release the metadata file (the directory's removal is the caller's). */
+  async abort(): Promise<void> {
+    await this.metadata.close().catch(() => undefined);
   }
 
   // The file system is the record of names taken: "wx" fails when the name exists

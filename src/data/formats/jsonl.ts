@@ -1,7 +1,7 @@
 // JSON Lines (one JSON object per line), plain or gzipped. Read line by line and written
 // line by line, so a file larger than memory streams through.
 import { createInterface } from "node:readline";
-import { where } from "../../errors.js";
+import { jsonSyntaxReason, where } from "../../errors.js";
 import type { Dataset, DatasetWriter, FormatModule, ReadOptions, WriteOptions } from "../dataset.js";
 import { malformed } from "../rows.js";
 import type { JsonValue } from "../sample.js";
@@ -50,6 +50,7 @@ async function createJsonlWriter(path: string, options: WriteOptions): Promise<D
       await out.close();
       return count;
     },
+    abort: () => out.abort(),
   };
 }
 
@@ -76,8 +77,7 @@ function parseLine(text: string, at: string): RawRow {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    const reason = e instanceof Error ? e.message : String(e);
-    return { error: malformed(at, "", `not valid JSON (${reason.replace(/\.$/, "")})`) };
+    return { error: malformed(at, "", `not valid JSON (${jsonSyntaxReason(e)})`) };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const found = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;

@@ -15,6 +15,7 @@ import {
   type KeyValue,
   type RowGroup,
   type SchemaElement,
+  type SchemaTree,
 } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { ByteWriter, ParquetWriter, type ColumnSource } from "hyparquet-writer";
@@ -30,6 +31,7 @@ import {
   type WriteOptions,
 } from "../dataset.js";
 import { encodePng } from "../image-codec.js";
+import { nonFileKind } from "../paths.js";
 import { malformed, RowDecoder } from "../rows.js";
 import { imageToBytes, type ColumnRole, type DatasetInfo, type JsonValue, type Sample } from "../sample.js";
 
@@ -53,6 +55,7 @@ export const parquetFormat: FormatModule = {
 export async function openParquet(path: string, options: ReadOptions = {}): Promise<Dataset> {
   const { file, metadata } = await readFooter(path);
   requireReadableCodecs(path, metadata);
+  requireConsistentLayout(path, metadata);
   const available = parquetSchema(metadata).children.map((c) => c.element.name);
   const ours = antidoteLayout(path, metadata);
   const columns = mapColumns(path, available, ours, options.columns ?? {});
@@ -118,7 +121,7 @@ export async function createParquetWriter(
 
 interface GroupReader {
   path: string;
-  file: AsyncBuffer;
+  file: TrackedBuffer;
   metadata: FileMetaData;
   columns: ColumnMapping;
   featureColumns: string[];
@@ -136,6 +139,8 @@ async function* readSamples(r: GroupReader): AsyncGenerator<Sample> {
     columns: r.columns,
     featureColumns: r.featureColumns,
     idPrefix: stem(path),
+    allowPathsOutsideRoot: options.allowPathsOutsideRoot,
+    maxImagePixels: options.maxImagePixels,
   });
   const textColumns = TEXT_ROLES.map((role) => r.columns[role]).filter((c): c is string => c !== undefined);
   let rowStart = 0;
@@ -176,6 +181,7 @@ async function readGroup(
       compressors,
     });
   } catch (e) {
+    await r.file.settled();
     throw new AntidoteError(
       "INPUT_FORMAT",
       `${r.path}: cannot read row group ${g} (rows ${rowStart}–${rowEnd - 1}): ${reason(e)}.`,
@@ -236,18 +242,46 @@ function unpackMetadata(packed: unknown, at: string, column: string): Record<str
   return parsed.data;
 }
 
-async function readFooter(path: string): Promise<{ file: AsyncBuffer; metadata: FileMetaData }> {
+async function readFooter(path: string): Promise<{ file: TrackedBuffer; metadata: FileMetaData }> {
   const info = await stat(path).catch(() => undefined);
   if (info === undefined) throw new AntidoteError("FILE_NOT_FOUND", `${path}: no such file.`);
-  if (!info.isFile()) throw new AntidoteError("INPUT_FORMAT", `${path}: is a directory, not a Parquet file.`);
-  const file = await asyncBufferFromFile(path);
+  if (!info.isFile())
+    throw new AntidoteError("INPUT_FORMAT", `${path}: is ${nonFileKind(info)}, not a Parquet file.`);
+  const file = tracked(await asyncBufferFromFile(path));
   try {
     if (file.byteLength < 12 || TEXT_DECODER.decode(await file.slice(0, 4)) !== "PAR1")
       throw new Error("no PAR1 magic at the start");
     return { file, metadata: await parquetMetadataAsync(file) };
   } catch (e) {
+    await file.settled();
     throw new AntidoteError("INPUT_FORMAT", `${path}: not a Parquet file (${reason(e)}).`, { cause: e });
   }
+}
+
+/** An AsyncBuffer that knows its reads in flight. */
+interface TrackedBuffer extends AsyncBuffer {
+  /** Resolves when every read started so far has finished, however it ended. */
+  settled(): Promise<void>;
+}
+
+// hyparquet reads column chunks in parallel and abandons the rest when one fails. Waiting
+// for those reads before reporting the failure means no read outlives the call: none can
+// fail later (the file removed meanwhile) as an unhandled rejection that ends the process.
+function tracked(file: AsyncBuffer): TrackedBuffer {
+  const inFlight = new Set<Promise<ArrayBuffer>>();
+  return {
+    byteLength: file.byteLength,
+    slice(start, end) {
+      const read = Promise.resolve(file.slice(start, end));
+      inFlight.add(read);
+      const done = () => void inFlight.delete(read);
+      read.then(done, done);
+      return read;
+    },
+    async settled() {
+      await Promise.allSettled([...inFlight]);
+    },
+  };
 }
 
 // hyparquet-compressors covers every codec pyarrow, Spark and `datasets` write (Snappy,
@@ -267,6 +301,37 @@ function requireReadableCodecs(path: string, metadata: FileMetaData): void {
       }
     }
   }
+}
+
+/** A row group is decoded whole; one declaring more than this is refused before reading it. */
+const MAX_ROW_GROUP_BYTES = 2 ** 31;
+
+// The footer is untrusted: every row group must hold each schema column exactly once (a
+// column chunk hyparquet cannot place is decoded but never awaited, and its failure would
+// surface as an unhandled rejection), and declare a size that can be held in memory.
+function requireConsistentLayout(path: string, metadata: FileMetaData): void {
+  const leaves = leafPaths(parquetSchema(metadata)).sort();
+  for (const [g, group] of metadata.row_groups.entries()) {
+    const chunks = group.columns.map((c) => c.meta_data?.path_in_schema.join(".") ?? "").sort();
+    if (chunks.join("\u0000") !== leaves.join("\u0000"))
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `${path}: row group ${g} holds columns [${chunks.join(", ")}], the schema declares [${leaves.join(", ")}]; the footer is corrupt.`,
+      );
+    const bytes = group.columns.reduce(
+      (sum, c) => sum + Number(c.meta_data?.total_uncompressed_size ?? 0),
+      0,
+    );
+    if (bytes > MAX_ROW_GROUP_BYTES)
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `${path}: row group ${g} declares ${bytes} uncompressed bytes, over the ${MAX_ROW_GROUP_BYTES}-byte limit for one row group; refused before reading it.`,
+      );
+  }
+}
+
+function leafPaths(node: SchemaTree): string[] {
+  return node.children.length === 0 ? [node.path.join(".")] : node.children.flatMap(leafPaths);
 }
 
 // Files we wrote name their own columns in the `antidote` key; anything the user maps
@@ -475,6 +540,13 @@ class ParquetDatasetWriter implements DatasetWriter {
       await this.sink.commit();
     });
     return this.written;
+  }
+
+  /** Give up: close and remove the partial file. */
+  async abort(): Promise<void> {
+    this.closed = true;
+    this.failure ??= new AntidoteError("INTERNAL", `${this.path}: write after abort.`);
+    await this.sink.abandon();
   }
 
   // A failed row group leaves no file behind: the partial file is removed and every

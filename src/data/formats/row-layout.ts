@@ -13,6 +13,7 @@ import { closest, resolveColumns, type ColumnMapping } from "../columns.js";
 import { skipOrThrow, type Dataset, type ReadOptions, type WriteOptions } from "../dataset.js";
 import { encodePng } from "../image-codec.js";
 import { malformed, RowDecoder, type RowDecoderOptions } from "../rows.js";
+import { requireSeekable } from "../paths.js";
 import { imageToBytes, type DatasetInfo, type JsonValue, type Sample } from "../sample.js";
 
 /** One data row as a format parsed it, or why it could not; either way it uses up one row index. */
@@ -47,7 +48,15 @@ export async function openRowDataset(path: string, options: ReadOptions, file: R
   const info: DatasetInfo = { format: file.format, path, bytes, columns };
   if (featureColumns.length > 0) info.featureNames = featureColumns;
   const idPrefix = fileStem(path);
-  const decoderOptions = { file: path, columns, featureColumns, idPrefix, untyped: file.untyped };
+  const decoderOptions: RowDecoderOptions = {
+    file: path,
+    columns,
+    featureColumns,
+    idPrefix,
+    untyped: file.untyped,
+    allowPathsOutsideRoot: options.allowPathsOutsideRoot,
+    maxImagePixels: options.maxImagePixels,
+  };
   const labelKind = firstLabelKind(decoderOptions, first);
   if (labelKind !== undefined) info.labelKind = labelKind;
 
@@ -96,6 +105,7 @@ export function checkInput(path: string): { bytes: number; gzip: boolean } {
   const stat = statSync(path);
   if (stat.isDirectory())
     throw new AntidoteError("INPUT_FORMAT", `${path}: is a directory, not a data file.`);
+  requireSeekable(path, stat);
   return { bytes: stat.size, gzip: isGzip(path) };
 }
 
@@ -354,6 +364,13 @@ export class OutputFile {
     } catch (e) {
       throw outputError(this.path, e);
     }
+  }
+
+  /** Stop writing and release the file (its removal is the caller's: see atomic-output.ts). */
+  async abort(): Promise<void> {
+    this.pending = [];
+    this.sink.destroy();
+    await this.done.catch(() => undefined);
   }
 
   private async flush(): Promise<void> {

@@ -334,7 +334,7 @@ describe("IDX reader errors", () => {
     const e = await idxError(idxFormat.open(join(d, "a-images-idx3-ubyte"), {}));
     expect(e.code).toBe("IDX_HEADER");
     expect(e.message).toBe(
-      `${join(d, "a-images-idx3-ubyte")}: not an IDX file: bad magic 50 4b 03 04 (an IDX file starts with 00 00 08 <ndim>).`,
+      `${join(d, "a-images-idx3-ubyte")}: not an IDX file: bad magic number (an IDX file starts with 00 00 08 <ndim>).`,
     );
   });
 

@@ -201,7 +201,7 @@ describe("Hugging Face metadata files", () => {
       ["ROW_MALFORMED", `${meta}:2`],
       ["ROW_MALFORMED", `${meta}:3`],
       ["FILE_NOT_FOUND", `${meta}:4`],
-      ["ROW_MALFORMED", `${meta}:5`],
+      ["PATH_OUTSIDE_ROOT", `${meta}:5`],
     ]);
     expect(skipped[1]?.message).toContain("annotations.0.annotator");
   });

@@ -11,6 +11,8 @@ export type {
 } from "./data/sample.js";
 export { sampleDigest, imageToBytes, imageFromBytes } from "./data/sample.js";
 export type { Dataset, DatasetWriter, ReadOptions, WriteOptions, OnError } from "./data/dataset.js";
+export { DEFAULT_MAX_IMAGE_PIXELS } from "./data/dataset.js";
+export { DEFAULT_TENSOR_HEADER_LIMITS, type TensorHeaderLimits } from "./robust/safetensors.js";
 export type { ColumnMapping } from "./data/columns.js";
 export {
   openDataset,

@@ -6,8 +6,8 @@
 // is written (its digest, and each sample's content, label and annotations — see store.ts),
 // so a store edited behind the ledger's back makes the export fail, never sign.
 import { existsSync } from "node:fs";
-import { rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
+import { checkOutput, writeOutputFile } from "../data/atomic-output.js";
 import { createWriter, openDataset } from "../data/open.js";
 import type { DatasetFormat } from "../data/sample.js";
 import { AntidoteError } from "../errors.js";
@@ -49,6 +49,9 @@ export interface ExportResult {
 export async function exportVersion(ledger: Ledger, options: ExportOptions): Promise<ExportResult> {
   const parent = await ledger.getDatasetVersion(options.version);
   if (parent === undefined) throw unknownVersion(options.version, await ledger.listDatasetVersions());
+  // Both outputs are refused before any work when they exist and may not be replaced.
+  const signature = `${options.out.replace(/\/+$/, "")}.sigstore.json`;
+  checkOutput(signature, { overwrite: options.overwrite === true });
   const excludeSources = new Set(options.excludeSources ?? []);
   for (const name of excludeSources)
     if ((await ledger.getSource(name)) === undefined)
@@ -113,10 +116,13 @@ export async function exportVersion(ledger: Ledger, options: ExportOptions): Pro
   });
 
   const statement = await buildStatement(options.out);
-  const signature = `${options.out.replace(/\/+$/, "")}.sigstore.json`;
-  await writeAtomically(
+  // Checked against --force up front; the dataset it signs was just written, so replace.
+  await writeOutputFile(
     signature,
     JSON.stringify(await signStatementWith(statement, ledger.signer), null, 2) + "\n",
+    {
+      overwrite: true,
+    },
   );
 
   const alreadyRecorded = (await ledger.getDatasetVersion(version)) !== undefined;
@@ -165,17 +171,6 @@ async function storeClasses(files: string[]): Promise<string[]> {
     if (existsSync(file))
       for (const c of (await openDataset(file, { format: "parquet" })).info.classes ?? []) classes.add(c);
   return [...classes];
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  try {
-    await writeFile(temp, text);
-    await rename(temp, path);
-  } catch (e) {
-    await rm(temp, { force: true });
-    throw e;
-  }
 }
 
 export function unknownVersion(version: string, known: DatasetVersion[]): AntidoteError {

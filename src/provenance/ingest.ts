@@ -3,10 +3,12 @@
 // ledger or the store until the signature and every file and sample digest have been
 // checked, so a tampered delivery leaves no trace but the error. The ledger write is one
 // atomic append, so a crash leaves the ledger at its last complete event; a store file
-// without a ledger record is an orphan `export` never reads.
+// without a ledger record is an orphan `export` never reads, and the store file's SHA-256
+// is in the record, so an edited store is caught on every read (store.ts).
 import { randomUUID } from "node:crypto";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { sweepStaleTemporaries } from "../data/atomic-output.js";
 import { createWriter, openDataset, type OpenOptions } from "../data/open.js";
 import { AntidoteError } from "../errors.js";
 import type { Ledger, LedgerEventInput, SampleRecord, Source } from "../ledger/types.js";
@@ -67,14 +69,18 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
 
   const dataset = await openDataset(options.target, options.readOptions);
   const storeDir = join(ledger.homeDir, "store");
-  const storeName = `${deliveryId}.parquet`;
-  const staging = join(storeDir, `.staging-${randomUUID()}.parquet`);
+  // A name of its own per attempt: two ingests of the same delivery racing each write their
+  // own file, and the one whose append loses removes only its own.
+  const storeName = `${deliveryId}-${randomUUID().slice(0, 8)}.parquet`;
+  const storeFile = join(storeDir, storeName);
   await mkdir(storeDir, { recursive: true });
+  // Temporaries of ingests killed mid-write (kill -9, power loss) are cleared here.
+  await sweepStaleTemporaries(storeDir);
   const samples: SampleRecord[] = [];
   let files: { path: string; sha256: string; size: number }[];
-  let storeSha256: string;
+  // The store file appears under its name only once complete (createWriter stages it).
+  const writer = await createWriter(storeFile, { format: "parquet", classes: dataset.info.classes });
   try {
-    const writer = await createWriter(staging, { format: "parquet", classes: dataset.info.classes });
     const verified = await verifyDelivery(options.target, statement, {
       readOptions: options.readOptions,
       onProgress: options.onProgress,
@@ -84,17 +90,16 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
         samples.push({ id, digest, label, annotations });
       },
     });
-    await writer.close();
     files = verified.files;
     if (verified.samples.length === 0)
       throw new AntidoteError("INPUT_FORMAT", `${options.target}: the delivery holds no samples to ingest.`);
-    // Hashed before it takes its name, so the digest the ledger records is of the bytes written.
-    storeSha256 = await sha256File(staging);
-    await rename(staging, join(storeDir, storeName));
+    await writer.close();
   } catch (e) {
-    await rm(staging, { force: true });
+    await writer.abort();
     throw e;
   }
+  // The digest the ledger records: every later read of the store is checked against it.
+  const storeSha256 = await sha256File(storeFile);
 
   const name = options.name ?? basename(options.target).replace(/\.[^.]+$/, "");
   const datasetVersion = `${slug(name)}@${manifestDigest.slice(0, 12)}`;
@@ -145,10 +150,13 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
   });
   events.push(...memberEvents(datasetVersion, digests));
 
-  const appended = await ledger.append(events);
+  const appended = await ledger.append(events).catch(async (e: unknown) => {
+    await rm(storeFile, { force: true });
+    throw e;
+  });
   if (appended.length === 0) {
     // Another ingest of the same delivery won the race; its store file is the one recorded.
-    await rm(join(storeDir, storeName), { force: true }).catch(() => undefined);
+    await rm(storeFile, { force: true }).catch(() => undefined);
     const winner = await ledger.findDelivery(manifestDigest);
     if (winner !== undefined) return alreadyIngested(winner, source, keyId, statement);
   }

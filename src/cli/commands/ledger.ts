@@ -1,10 +1,9 @@
 // `antidote ledger …`: check the ledger's integrity, publish its signed head, read its history
 // and rotate its key. Everything but rotate-key and upgrade opens the ledger read-only.
-import { existsSync } from "node:fs";
-import { chmod, copyFile, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { chmod, copyFile, readFile, rename } from "node:fs/promises";
 import type { Command } from "commander";
 import { z } from "zod";
+import { writeOutputFile } from "../../data/atomic-output.js";
 import { AntidoteError } from "../../errors.js";
 import {
   LEDGER_KEY_PASSPHRASE_ENV,
@@ -122,7 +121,7 @@ Examples:
       const head = await l.signedHead();
       if (head === undefined)
         throw new AntidoteError("NOT_FOUND", `ledger ${l.location} has no events, so no head to publish.`);
-      await writeFileAtomically(f.out, JSON.stringify(head, null, 2) + "\n", f.force === true);
+      await writeOutputFile(f.out, JSON.stringify(head, null, 2) + "\n", { overwrite: f.force === true });
       process.stdout.write(
         `head #${head.seq} (root ${head.root.slice(0, 16)}…, key ${head.keyId.slice(0, 16)}…) → ${f.out}\n`,
       );
@@ -246,18 +245,5 @@ async function readText(path: string): Promise<string> {
       `${path}: ${code === "ENOENT" ? "no such file" : `cannot be read (${code || "error"})`}.`,
       { cause: e },
     );
-  }
-}
-
-async function writeFileAtomically(path: string, text: string, force: boolean): Promise<void> {
-  if (!force && existsSync(path))
-    throw new AntidoteError("USAGE", `--out: ${path} exists; pass --force to replace it.`);
-  const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  try {
-    await writeFile(temp, text);
-    await rename(temp, path);
-  } catch (e) {
-    await rm(temp, { force: true });
-    throw e;
   }
 }

@@ -63,6 +63,15 @@ export async function withLedger<T>(
   }
 }
 
+let printedJson = false;
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+  printedJson = true;
+}
+
+/** Whether the command already wrote its JSON result (a failing `ledger verify --json` writes
+ * its report, which says what failed): stdout then holds that one document, no error object. */
+export function jsonWritten(): boolean {
+  return printedJson;
 }

@@ -4,6 +4,7 @@
 import { Command, CommanderError } from "commander";
 import { isAntidoteError } from "../errors.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { jsonWritten } from "./ledger-options.js";
 import { registerDatasets } from "./commands/datasets.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerConvert } from "./commands/convert.js";
@@ -105,7 +106,7 @@ export async function main(argv: string[]): Promise<number> {
     if (brokenPipe(e)) return EXIT.ok;
     if (isAntidoteError(e)) {
       process.stderr.write(`antidote: ${e.message}\n`);
-      if (json) printJsonError(e.code, exitCodeFor(e.code), e.message);
+      if (json && !jsonWritten()) printJsonError(e.code, exitCodeFor(e.code), e.message);
       return exitCodeFor(e.code);
     }
     process.stderr.write(`antidote: internal error — please report it with the command you ran.\n`);

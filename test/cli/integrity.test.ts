@@ -82,6 +82,12 @@ describe("the sample store is checked against the ledger", () => {
       6,
       /row 0 \(sample "[^"]+"\): its label differs from the record ingested/,
     );
+    // --json: stdout is the one report, saying what failed.
+    const json = await antidote(["ledger", "verify", "--json"], { cwd });
+    expect(json.code).toBe(6);
+    const report = JSON.parse(json.stdout) as { ok: boolean; store: { problems: { reason: string }[] } };
+    expect(report.ok).toBe(false);
+    expect(report.store.problems).toHaveLength(1);
     const before = await eventCount(cwd);
     expectUserError(
       await antidote(["export", "--dataset", id, "--out", "clean.parquet"], { cwd }),

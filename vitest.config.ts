@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import HeavyFirstSequencer from "./test/helpers/heavy-first-sequencer.js";
 
 export default defineConfig({
   test: {
@@ -7,5 +8,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Long files (model training, scans) first on a fresh clone too, so neither worker idles at the end.
+    sequence: { sequencer: HeavyFirstSequencer },
   },
 });

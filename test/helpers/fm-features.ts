@@ -1,12 +1,14 @@
 // Fashion-MNIST as the feature-space detectors see it: the first n training images, poisoned by
 // one of the project's simulators (or clean), with penultimate features from the built-in MLP
-// proxy trained on them (poison included, as a scan would).
+// proxy trained on them (poison included, as a scan would). The proxy's features are computed
+// once per run for each (n, attack, featureModels), whichever test file asks first.
 import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
 import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
 import { imageProxyFeatures } from "../../src/detect/proxy-image.js";
 import { scanTableFromSamples } from "../../src/detect/table.js";
 import type { ScanTable } from "../../src/detect/types.js";
 import type { Sample } from "../../src/data/sample.js";
+import { cachedFixture } from "./fixture-cache.js";
 import { FASHION_MNIST_CLASSES, fashionMnistSamples } from "./real-data.js";
 
 export interface FeatureVariant {
@@ -39,12 +41,21 @@ export async function fashionMnistFeatures(
   featureModels = 1,
 ): Promise<FeatureVariant> {
   const { table, samples, poisoned } = await fashionMnistVariant(n, spec);
-  const x = new Float32Array(n * 784);
-  samples.forEach((s, i) => x.set(s.image!.data, i * 784));
-  const proxy = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, {
-    outOfSample: false,
-    featureModels,
-  });
+  // The proxy's training is the expensive part: done once per run for each recipe (fixture-cache.ts).
+  const proxy = await cachedFixture(
+    "fm-proxy-features",
+    { n, spec, featureModels },
+    () => {
+      const x = new Float32Array(n * 784);
+      samples.forEach((s, i) => x.set(s.image!.data, i * 784));
+      const r = imageProxyFeatures(x, table.labels, FASHION_MNIST_CLASSES, {
+        outOfSample: false,
+        featureModels,
+      });
+      return { features: r.features, featureDims: r.featureDims, featureReplicates: r.featureReplicates };
+    },
+    { sources: [import.meta.url] },
+  );
   table.features = proxy.features;
   table.featureDims = proxy.featureDims;
   if (featureModels > 1) table.featureReplicates = proxy.featureReplicates;

@@ -2,7 +2,8 @@
 // Fashion-MNIST training images, poisoned (or not) by the project's own attack simulators,
 // exported with exportOnnx, and measured on the first 1,000 test images — clean accuracy, and
 // for a backdoor, the attack success rate (triggered test images of other classes that the
-// model assigns to the target). Deterministic for a seed.
+// model assigns to the target). Deterministic for a seed, and trained once per run: the result is
+// cached by recipe across test files (fixture-cache.ts).
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
@@ -14,6 +15,7 @@ import { defaultArchitecture, type Architecture } from "../../src/nn/architectur
 import { argmaxRows, predictNet, trainClassifier, type TrainData } from "../../src/nn/train.js";
 import { exportOnnx } from "../../src/onnx/export.js";
 import type { NetSpec } from "../../src/onnx/net-spec.js";
+import { cachedFixture } from "./fixture-cache.js";
 
 export const FM_INPUT_SHAPE = [1, 28, 28] as const;
 const PIXELS = 28 * 28;
@@ -66,7 +68,10 @@ export interface FashionModel {
   /** The triggered test images the attack success rate was measured on (labels are the true classes). */
   triggered: FashionImages | null;
   trainAccuracy: number;
-  /** Seconds spent training; `seconds` is the whole call (data, poison, train, export, measure). */
+  /**
+   * Seconds spent training (in the run that trained it: the model may come from the fixture
+   * cache); `seconds` is this call (data, poison, train or load, export, measure).
+   */
   trainSeconds: number;
   seconds: number;
 }
@@ -76,14 +81,21 @@ export async function fashionModel(opts: FashionModelOptions): Promise<FashionMo
   const started = performance.now();
   const seed = opts.seed ?? 0;
   const spec = resolveAttack(opts, seed);
-  const key = JSON.stringify({ ...opts, dir: undefined, name: undefined, spec });
-  let trained = memo.get(key);
-  if (trained === undefined) {
-    trained = trainFashion(opts, spec, seed);
-    memo.set(key, trained);
-    trained.catch(() => memo.delete(key));
-  }
-  const t = await trained;
+  // Trained once per recipe for the whole run, whichever test file asks first (fixture-cache.ts).
+  // The recipe as trainFashion resolves it, so that a default given explicitly is the same model.
+  const recipe = {
+    arch: opts.arch,
+    architecture: opts.architecture ?? defaultArchitecture(opts.arch),
+    spec,
+    train: opts.train ?? DEFAULT_TRAIN,
+    epochs: opts.epochs ?? 3,
+    batchSize: opts.batchSize ?? 64,
+    learningRate: opts.learningRate ?? DEFAULT_LEARNING_RATE,
+    seed,
+  };
+  const t = await cachedFixture("fm-model", recipe, () => trainFashion(opts, spec, seed), {
+    sources: [import.meta.url],
+  });
   await mkdir(opts.dir, { recursive: true });
   const onnxPath = join(opts.dir, `${opts.name ?? defaultName(opts, spec, seed)}.onnx`);
   await writeFile(onnxPath, exportOnnx(t.net));
@@ -179,9 +191,8 @@ const DEFAULT_RATE = 0.02;
 const DEFAULT_LEARNING_RATE = 0.005;
 
 type Trained = Omit<FashionModel, "onnxPath" | "seconds">;
-// Within one test process, the same options train once (each call still writes its own file);
+// The same options train once per run, across test files (each call still writes its own file);
 // callers share the returned net and images, so they must not modify them.
-const memo = new Map<string, Promise<Trained>>();
 const sampleCache = new Map<string, Sample[]>();
 
 async function trainFashion(

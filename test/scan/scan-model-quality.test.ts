@@ -1,16 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simulateAttack, type AttackSpec } from "../../src/attack/index.js";
-import { memoryDataset, MemoryWriter } from "../../src/data/memory.js";
+import type { AttackSpec } from "../../src/attack/index.js";
+import { memoryDataset } from "../../src/data/memory.js";
 import type { Sample } from "../../src/data/sample.js";
-import { defaultArchitecture } from "../../src/nn/architectures.js";
-import { trainClassifier } from "../../src/nn/train.js";
-import { exportOnnx } from "../../src/onnx/export.js";
 import { buildReportJson } from "../../src/scan/report-json.js";
 import { scanDataset, type ScanReport } from "../../src/scan/scan.js";
-import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
+import { poisonedFashion, userCnn } from "../helpers/fm-user-model.js";
+import { FASHION_MNIST_CLASSES, hasFashionMnist } from "../helpers/real-data.js";
 
 // The scan with the user's own model, as a team that trained before scanning would have it: a
 // small CNN trained (4 epochs) on the poisoned 12,000 Fashion-MNIST images themselves, exported to
@@ -29,29 +27,20 @@ const info = { classes: [...FASHION_MNIST_CLASSES] };
 let dir: string;
 let clean: Sample[];
 
-async function trainedModel(samples: readonly Sample[], name: string): Promise<string> {
-  const x = new Float32Array(samples.length * 784);
-  const y = new Uint8Array(samples.length);
-  samples.forEach((s, i) => {
-    x.set(s.image!.data, i * 784);
-    y[i] = FASHION_MNIST_CLASSES.indexOf(String(s.label));
-  });
-  const { net } = await trainClassifier({ x, y, count: samples.length }, defaultArchitecture("cnn"), {
-    inputShape: [1, 28, 28],
-    classes: [...FASHION_MNIST_CLASSES],
-    epochs: 4,
-    seed: 1,
-  });
-  const path = join(dir, `${name}.onnx`);
-  writeFileSync(path, exportOnnx(net));
-  return path;
-}
-
-async function poisoned(spec: AttackSpec): Promise<{ samples: Sample[]; truth: Set<string> }> {
-  const writer = new MemoryWriter();
-  const gt = await simulateAttack(memoryDataset(clean, info), writer, spec);
-  return { samples: writer.samples, truth: new Set(gt.poisoned.map((r) => r.id)) };
-}
+// The variants, and the CNN bench:detect trains on each (bench/detect-models.ts) — trained once per
+// run and recipe (test/helpers/fm-user-model.ts) before the tests, so that each test's time limit
+// is its scan's.
+const VARIANTS = {
+  patch: { kind: "patch", target: "Bag", rate: 0.01, seed: 1 },
+  "patch-half": { kind: "patch", target: "Bag", rate: 0.005, seed: 1 },
+  targeted: { kind: "targeted-flip", from: "Sneaker", to: "Sandal", rate: 0.03, seed: 1 },
+  flips: { kind: "label-flip", rate: 0.1, seed: 1 },
+  clean: null,
+} satisfies Record<string, AttackSpec | null>;
+type Variant = keyof typeof VARIANTS;
+const models = new Map<Variant, string>();
+const trainedModel = (name: Variant): string => models.get(name)!;
+const poisoned = (name: Exclude<Variant, "clean">) => poisonedFashion(N, VARIANTS[name]);
 
 function scored(report: ScanReport, truth: Set<string>) {
   let tp = 0;
@@ -69,16 +58,18 @@ function scored(report: ScanReport, truth: Set<string>) {
   };
 }
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "antidote-scan-model-"));
-  clean = fashionMnistSamples(N);
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
 describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k Fashion-MNIST", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "antidote-scan-model-"));
+    clean = (await poisonedFashion(N, null)).samples;
+    for (const name of Object.keys(VARIANTS) as Variant[])
+      models.set(name, await userCnn(N, VARIANTS[name], dir, name));
+  }, 1_500_000); // five CNNs on a cold fixture cache: ≈ 1 min each on a quiet 2-core machine
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
   it("finds a 1% 3×3 patch backdoor in the model's penultimate features", async () => {
-    const { samples, truth } = await poisoned({ kind: "patch", target: "Bag", rate: 0.01, seed: 1 });
-    const model = await trainedModel(samples, "patch");
+    const { samples, truth } = await poisoned("patch");
+    const model = trainedModel("patch");
     const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
     expect(report.representation.features?.from).toMatch(/patch\.onnx/);
     const s = scored(report, truth);
@@ -94,8 +85,8 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
   }, 240_000);
 
   it("finds a 0.5% patch the model learned too well for its features to show, in the pixels", async () => {
-    const { samples, truth } = await poisoned({ kind: "patch", target: "Bag", rate: 0.005, seed: 1 });
-    const model = await trainedModel(samples, "patch-half");
+    const { samples, truth } = await poisoned("patch-half");
+    const model = trainedModel("patch-half");
     const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
     const s = scored(report, truth);
     const flaggedBy = (name: string): number =>
@@ -116,14 +107,8 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
   }, 240_000);
 
   it("finds 3% targeted flips through the model's probabilities averaged with a probe on its features", async () => {
-    const { samples, truth } = await poisoned({
-      kind: "targeted-flip",
-      from: "Sneaker",
-      to: "Sandal",
-      rate: 0.03,
-      seed: 1,
-    });
-    const model = await trainedModel(samples, "targeted");
+    const { samples, truth } = await poisoned("targeted");
+    const model = trainedModel("targeted");
     const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
     expect(report.representation.probabilities?.kind).toBe("model-and-probe");
     const s = scored(report, truth);
@@ -138,8 +123,8 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
   }, 240_000);
 
   it("finds 10% random flips through the model's shifted views, a cleaned probe and neighbours' labels", async () => {
-    const { samples, truth } = await poisoned({ kind: "label-flip", rate: 0.1, seed: 1 });
-    const model = await trainedModel(samples, "flips");
+    const { samples, truth } = await poisoned("flips");
+    const model = trainedModel("flips");
     const report = await scanDataset(memoryDataset(samples, info), { model, seed: 0 });
     expect(report.representation.model?.views).toBe(5);
     expect(report.representation.probabilities?.from).toMatch(/nearest neighbours/);
@@ -154,7 +139,7 @@ describe.runIf(hasFashionMnist())("scan --model: a CNN trained on the data, 12k 
   }, 240_000);
 
   it("flags at most 0.5% of the clean images", async () => {
-    const model = await trainedModel(clean, "clean");
+    const model = trainedModel("clean");
     const report = await scanDataset(memoryDataset(clean, info), { model, seed: 0 });
     const s = scored(report, new Set());
     console.log(`clean: ${s.flagged} flagged (${(100 * s.fpr).toFixed(2)}%)`);

@@ -1,0 +1,50 @@
+// The order test files start in. With two workers, a run ends when the last long file does: a
+// 3-minute file that starts last leaves one core idle for 3 minutes. Vitest runs the longest
+// files first when it has their durations from an earlier run (node_modules/.vite/vitest), and
+// otherwise the largest files first — but the slowest files here are short ones that train
+// models or scan, so on a fresh clone (CI) they would start near the end. This sequencer keeps
+// vitest's order where it knows the durations and otherwise starts the files below first,
+// longest first (seconds measured on a busy 2-core machine with a cold fixture cache, setup
+// included; only the order matters, so a stale figure costs a little balance, nothing else).
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+
+const MEASURED_SECONDS: Record<string, number> = {
+  "test/scan/scan-flips.test.ts": 570,
+  "test/scan/scan-model-quality.test.ts": 420,
+  "test/scan/scan-images.test.ts": 305,
+  "test/cli/provenance.test.ts": 171,
+  "test/cli/outputs.test.ts": 110,
+  "test/cli/integrity.test.ts": 100,
+  "test/detect/proxy-image-cnn.test.ts": 133,
+  "test/detect/spectral.test.ts": 120,
+  "test/cli/cli.test.ts": 80,
+  "test/cli/audit.test.ts": 80,
+  "test/audit/audit.test.ts": 70,
+  "test/detect/trigger-patches.test.ts": 59,
+  "test/cli/scan.test.ts": 57,
+  "test/nn/train.test.ts": 40,
+  "test/ledger/concurrency.test.ts": 39,
+  "test/scan/scan-loop.test.ts": 36,
+  "test/detect/proxy-image.test.ts": 36,
+  "test/scan/scan-sources.test.ts": 34,
+};
+
+export default class HeavyFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const root = this.ctx.config.root;
+    const known = (f: TestSpecification) =>
+      this.ctx.cache.getFileTestResults(`${f.project.name}:${rel(root, f.moduleId)}`);
+    if (sorted.every((f) => known(f) !== undefined)) return sorted; // vitest's own measured order
+    const weight = (f: TestSpecification) => MEASURED_SECONDS[rel(root, f.moduleId)] ?? 0;
+    // Stable: files of equal weight (all the unlisted ones) keep vitest's order.
+    return sorted
+      .map((f, i) => ({ f, i }))
+      .sort((a, b) => weight(b.f) - weight(a.f) || a.i - b.i)
+      .map(({ f }) => f);
+  }
+}
+
+function rel(root: string, file: string): string {
+  return file.startsWith(`${root}/`) ? file.slice(root.length + 1) : file;
+}

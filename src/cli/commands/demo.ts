@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import { simulateAttack, writeGroundTruth, type AttackSpec } from "../../attack/index.js";
 import { listBuiltinDatasets } from "../../data/builtin.js";
+import type { Dataset } from "../../data/dataset.js";
 import { createWriter, openDataset } from "../../data/open.js";
 import { summarizeDataset } from "../../data/summary.js";
 import { runProvenanceDemo } from "../demo-provenance.js";
@@ -14,8 +15,24 @@ import { printTable } from "../table.js";
 interface DemoStep {
   title: string;
   dataset: string;
+  /** Poison only the first this many samples (the demo's scan then takes about a minute). */
+  limit?: number;
   out: string;
   spec: AttackSpec;
+}
+
+/** The first `n` samples of a dataset, as a dataset. */
+function head(dataset: Dataset, n: number): Dataset {
+  return {
+    info: { ...dataset.info, count: Math.min(n, dataset.info.count ?? n) },
+    async *samples() {
+      let i = 0;
+      for await (const sample of dataset.samples()) {
+        if (i++ === n) return;
+        yield sample;
+      }
+    },
+  };
 }
 
 export function registerDemo(program: Command): void {
@@ -23,7 +40,7 @@ export function registerDemo(program: Command): void {
     .command("demo")
     .description(
       "Run the main job on the bundled real data: poisoned Fashion-MNIST and SpamAssassin with ground truth,\n" +
-        "then a signed delivery of the poisoned set ingested, traced, quarantined and exported clean",
+        "then a signed delivery of the poisoned images ingested, scanned, traced, quarantined and exported clean",
     )
     .option(
       "--out <dir>",
@@ -46,8 +63,9 @@ export function registerDemo(program: Command): void {
       mkdirSync(flags.out, { recursive: true });
       const steps: DemoStep[] = [
         {
-          title: "BadNets 3×3 white patch on 1% of Fashion-MNIST train, relabeled to Bag",
+          title: "BadNets 3×3 white patch on 1% of 12,000 Fashion-MNIST training images, relabeled to Bag",
           dataset: "fashion-mnist:train",
+          limit: 12_000,
           out: join(flags.out, "fashion-mnist-patch-1pct.parquet"),
           spec: { kind: "patch", target: "Bag", rate: 0.01, size: 3, seed: 1 },
         },
@@ -60,7 +78,8 @@ export function registerDemo(program: Command): void {
       ];
       for (const step of steps) {
         o.write(`\n== ${step.title}\n`);
-        const input = await openDataset(step.dataset);
+        const opened = await openDataset(step.dataset);
+        const input = step.limit === undefined ? opened : head(opened, step.limit);
         // The demo owns its out/ files: a second run replaces them (atomically, like every output).
         const writer = await createWriter(step.out, {
           classes: input.info.classes,

@@ -6,7 +6,8 @@
 // hashes of 32 bytes, without the full replay `verify` does.
 import { AntidoteError } from "../errors.js";
 import { GENESIS_HASH, eventHashOfCanonical, rotationMessage } from "./chain.js";
-import type { LedgerDb } from "./database.js";
+import type { EventsTable, LedgerDb } from "./database.js";
+import { checkpointFromRow } from "./queries.js";
 import { checkpointSignatureValid, signatureValid } from "./keys.js";
 import { ledgerEventInputSchema } from "./schemas.js";
 import { leafHash, treeRoot } from "./tree.js";
@@ -73,15 +74,7 @@ export async function deliveryEvidence(
 }
 
 /** The payload of a row whose hash recomputes; anything else is tampering. */
-function payloadOf(row: {
-  seq: number;
-  at: string;
-  actor: string;
-  kind: string;
-  payload: string;
-  prev_hash: string;
-  hash: string;
-}): unknown {
+function payloadOf(row: EventsTable): unknown {
   const rehashed = eventHashOfCanonical(row.prev_hash, { ...row, payloadJson: row.payload });
   if (rehashed !== row.hash) throw tampered(`event #${row.seq} does not hash to its stored hash`);
   return JSON.parse(row.payload) as unknown;
@@ -150,14 +143,7 @@ async function requireSignedHead(db: LedgerDb, keyPem: string): Promise<void> {
     .executeTakeFirst();
   if (cp === undefined || cp.seq !== leaves.length || cp.hash !== prev)
     throw tampered(`its last event #${leaves.length} has no signed checkpoint`);
-  const checkpoint = {
-    seq: cp.seq,
-    hash: cp.hash,
-    at: cp.at,
-    keyId: cp.key_id,
-    signature: cp.signature,
-    ...(cp.root === null ? {} : { root: cp.root }),
-  };
+  const checkpoint = checkpointFromRow(cp);
   if (
     !checkpointSignatureValid(checkpoint, keyPem) ||
     (cp.root !== null && treeRoot(leaves).toString("hex") !== cp.root)

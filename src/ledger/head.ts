@@ -8,6 +8,7 @@
 import { AntidoteError } from "../errors.js";
 import { eventHashOfCanonical } from "./chain.js";
 import type { LedgerDb } from "./database.js";
+import { checkpointFromRow } from "./queries.js";
 import { checkpointSignatureValid, type LedgerSigner } from "./keys.js";
 import {
   EMPTY_FRONTIER,
@@ -49,14 +50,7 @@ export async function checkedHead(db: LedgerDb, signer: LedgerSigner): Promise<H
       `the ledger's head #${row.seq} is signed by key ${cp.key_id.slice(0, 16)}…, not by this key ` +
         `(${signer.keyId.slice(0, 16)}…): use the ledger's key, or rotate with \`antidote ledger rotate-key\`. Nothing was written.`,
     );
-  const checkpoint = {
-    seq: cp.seq,
-    hash: cp.hash,
-    at: cp.at,
-    keyId: cp.key_id,
-    signature: cp.signature,
-    ...(cp.root === null ? {} : { root: cp.root }),
-  };
+  const checkpoint = checkpointFromRow(cp);
   if (cp.hash !== row.hash || !checkpointSignatureValid(checkpoint, signer.publicKeyPem))
     throw tampered(`the checkpoint of its last event #${row.seq} does not verify`);
   const frontier =

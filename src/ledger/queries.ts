@@ -3,6 +3,7 @@
 // of rows.
 import type { Selectable } from "kysely";
 import type {
+  CheckpointsTable,
   DatasetVersionsTable,
   DeliveriesTable,
   EventsTable,
@@ -11,6 +12,7 @@ import type {
   SamplesTable,
 } from "./database.js";
 import type {
+  Checkpoint,
   DatasetVersion,
   DeliveryRecord,
   Finding,
@@ -37,6 +39,18 @@ export async function* events(db: LedgerDb, fromSeq = 1): AsyncGenerator<LedgerE
     if (rows.length < PAGE) return;
     after = (rows[rows.length - 1] as Selectable<EventsTable>).seq;
   }
+}
+
+/** A checkpoints row as the contract's Checkpoint (no root on those from before the tree). */
+export function checkpointFromRow(row: Selectable<CheckpointsTable>): Checkpoint {
+  return {
+    seq: row.seq,
+    hash: row.hash,
+    at: row.at,
+    keyId: row.key_id,
+    signature: row.signature,
+    ...(row.root === null ? {} : { root: row.root }),
+  };
 }
 
 export function eventFromRow(row: Selectable<EventsTable>): LedgerEvent {

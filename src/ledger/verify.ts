@@ -20,6 +20,7 @@ import type { Backend } from "./backend.js";
 import { checkpointSignatureValid, keyIdOf } from "./keys.js";
 import { createDerivedTables } from "./migrations.js";
 import { applyEvent } from "./project.js";
+import { checkpointFromRow } from "./queries.js";
 import { ledgerEventInputSchema } from "./schemas.js";
 import {
   consistencyProof,
@@ -313,15 +314,7 @@ async function checkCheckpoints(db: LedgerDb, chain: ChainState, problems: Probl
     for (const row of rows) {
       after = row.seq;
       count++;
-      const checkpoint: Checkpoint = {
-        seq: row.seq,
-        hash: row.hash,
-        at: row.at,
-        keyId: row.key_id,
-        signature: row.signature,
-        ...(row.root === null ? {} : { root: row.root }),
-      };
-      const bad = checkpointProblem(checkpoint, chain, `checkpoint at seq ${row.seq}`);
+      const bad = checkpointProblem(checkpointFromRow(row), chain, `checkpoint at seq ${row.seq}`);
       if (bad !== undefined) problems.push(bad);
     }
   }

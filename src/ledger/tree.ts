@@ -110,23 +110,18 @@ export function verifyConsistency(
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
+  const rest = path.slice(1);
+  const sides = siblingSides(fn, sn, rest);
+  if (sides === null) return false;
   let fr = path[0] as Buffer;
   let sr = path[0] as Buffer;
-  for (const c of path.slice(1)) {
-    if (sn === 0) return false;
-    if (fn & 1 || fn === sn) {
+  rest.forEach((c, i) => {
+    if (sides[i] === true) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      if (!(fn & 1))
-        do {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        } while (!(fn & 1) && fn !== 0);
     } else sr = nodeHash(sr, c);
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
-  return sn === 0 && fr.equals(firstRoot) && sr.equals(secondRoot);
+  });
+  return fr.equals(firstRoot) && sr.equals(secondRoot);
 }
 
 /** RFC 9162 §2.1.3.1: the audit path of leaf `index` in a tree of all `leaves`. */
@@ -159,23 +154,35 @@ export function verifyInclusion(
   proof: readonly Buffer[],
 ): boolean {
   if (index < 0 || index >= size) return false;
-  let fn = index;
-  let sn = size - 1;
+  const sides = siblingSides(index, size - 1, proof);
+  if (sides === null) return false;
   let r = leaf;
-  for (const p of proof) {
-    if (sn === 0) return false;
-    if (fn & 1 || fn === sn) {
-      r = nodeHash(p, r);
-      if (!(fn & 1))
-        do {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        } while (!(fn & 1) && fn !== 0);
-    } else r = nodeHash(r, p);
+  proof.forEach((p, i) => {
+    r = sides[i] === true ? nodeHash(p, r) : nodeHash(r, p);
+  });
+  return r.equals(root);
+}
+
+/**
+ * The walk up the tree both RFC 9162 verifications make (§2.1.3.2 step 4, §2.1.4.2 step 6):
+ * for each proof hash, whether it is a left sibling (hashed in front). Null when the proof does
+ * not end exactly at the root (the path is too long, or too short).
+ */
+function siblingSides(fn: number, sn: number, proof: readonly Buffer[]): boolean[] | null {
+  const sides: boolean[] = [];
+  for (let i = 0; i < proof.length; i++) {
+    if (sn === 0) return null;
+    const left = (fn & 1) === 1 || fn === sn;
+    sides.push(left);
+    if (left && !(fn & 1))
+      do {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      } while (!(fn & 1) && fn !== 0);
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
-  return sn === 0 && r.equals(root);
+  return sn === 0 ? sides : null;
 }
 
 function largestPowerOfTwoBelow(n: number): number {

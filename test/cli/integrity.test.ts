@@ -171,6 +171,15 @@ describe("the ledger key", () => {
   it("rotate-key is endorsed by the old key; the old key is refused afterwards", async () => {
     const cwd = copyOfLedger("rotate");
     ok(await antidote(["keygen", "--out", "next"], { cwd }));
+    // A public key, or a file that is no key at all, is refused as the input it is; nothing is written.
+    const before = await eventCount(cwd);
+    for (const bad of ["next.pub", "delivery.sigstore.json"])
+      expectUserError(
+        await antidote(["ledger", "rotate-key", "--new-key", bad], { cwd }),
+        3,
+        /--new-key .*: not a readable PEM private key/,
+      );
+    expect(await eventCount(cwd)).toBe(before);
     expect(
       ok(await antidote(["ledger", "rotate-key", "--new-key", "next.key", "--install"], { cwd })),
     ).toMatch(/key [0-9a-f]{16}… → [0-9a-f]{16}…/);

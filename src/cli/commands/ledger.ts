@@ -10,6 +10,7 @@ import {
   parseLedgerPrivateKey,
   parseSignedTreeHead,
   signerFromPrivateKey,
+  type LedgerSigner,
   type SignedTreeHead,
 } from "../../ledger/index.js";
 import { verifyStore } from "../../provenance/store.js";
@@ -143,13 +144,7 @@ Examples:
       ),
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(rotateFlags, flags);
-    const next = signerFromPrivateKey(
-      parseLedgerPrivateKey(
-        await readText(f.newKey),
-        f.newKey,
-        process.env[LEDGER_KEY_PASSPHRASE_ENV] || undefined,
-      ),
-    );
+    const next = await readNewKey(f.newKey);
     await withLedger(flags, async (l) => {
       const old = l.signer.keyId;
       await l.rotateKey(next);
@@ -233,6 +228,20 @@ async function readHead(path: string): Promise<SignedTreeHead> {
     );
   }
   return parseSignedTreeHead(value, path);
+}
+
+// --new-key is a file the user names: a wrong one is a bad input (exit 3), not an unreachable ledger.
+async function readNewKey(path: string): Promise<LedgerSigner> {
+  const pem = await readText(path);
+  try {
+    return signerFromPrivateKey(
+      parseLedgerPrivateKey(pem, path, process.env[LEDGER_KEY_PASSPHRASE_ENV] || undefined),
+    );
+  } catch (e) {
+    if (e instanceof AntidoteError)
+      throw new AntidoteError("INPUT_FORMAT", `--new-key ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 async function readText(path: string): Promise<string> {

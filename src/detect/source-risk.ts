@@ -9,6 +9,7 @@ import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
 import type { Finding } from "../ledger/types.js";
+import { logBinomialTail, logHypergeometricTail } from "../math/tails.js";
 import type { DetectorResult, ScanTable } from "./types.js";
 
 export const SOURCE_RISK_VERSION = "1.0.0";
@@ -267,65 +268,6 @@ function holmInPlace(tests: Test[]): void {
     running = Math.max(running, adjusted);
     t.logP = running;
   });
-}
-
-/** log P(X ≥ k) for X ~ Hypergeometric(population N, K successes, n draws). */
-export function logHypergeometricTail(k: number, N: number, K: number, n: number): number {
-  const lo = Math.max(k, 0, n - (N - K));
-  const hi = Math.min(n, K);
-  if (lo > hi) return -Infinity;
-  if (k <= Math.max(0, n - (N - K))) return 0;
-  const logDenominator = logChoose(N, n);
-  const terms: number[] = [];
-  for (let x = lo; x <= hi; x++) terms.push(logChoose(K, x) + logChoose(N - K, n - x) - logDenominator);
-  return Math.min(0, logSumExp(terms));
-}
-
-/** log P(X ≥ k) for X ~ Binomial(n, p). */
-export function logBinomialTail(k: number, n: number, p: number): number {
-  if (k <= 0) return 0;
-  if (k > n) return -Infinity;
-  if (p <= 0) return -Infinity;
-  if (p >= 1) return 0;
-  const lp = Math.log(p);
-  const lq = Math.log1p(-p);
-  const terms: number[] = [];
-  for (let x = k; x <= n; x++) terms.push(logChoose(n, x) + x * lp + (n - x) * lq);
-  return Math.min(0, logSumExp(terms));
-}
-
-function logSumExp(terms: readonly number[]): number {
-  let max = -Infinity;
-  for (const t of terms) if (t > max) max = t;
-  if (max === -Infinity) return -Infinity;
-  let sum = 0;
-  for (const t of terms) sum += Math.exp(t - max);
-  return max + Math.log(sum);
-}
-
-function logChoose(n: number, k: number): number {
-  return logFactorial(n) - logFactorial(k) - logFactorial(n - k);
-}
-
-// Exact sums up to 255 (cached), Stirling's series with three correction terms beyond
-// (relative error < 1e-15 there).
-const SMALL_LOG_FACTORIALS: Float64Array = (() => {
-  const t = new Float64Array(256);
-  for (let i = 1; i < t.length; i++) t[i] = (t[i - 1] as number) + Math.log(i);
-  return t;
-})();
-
-function logFactorial(n: number): number {
-  if (n < SMALL_LOG_FACTORIALS.length) return SMALL_LOG_FACTORIALS[n] as number;
-  const x = n + 1;
-  return (
-    (x - 0.5) * Math.log(x) -
-    x +
-    0.5 * Math.log(2 * Math.PI) +
-    1 / (12 * x) -
-    1 / (360 * x ** 3) +
-    1 / (1260 * x ** 5)
-  );
 }
 
 function round(x: number): number {

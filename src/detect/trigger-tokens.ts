@@ -10,17 +10,43 @@
 // says, how surprising is it that so many of g's documents are labeled j? "The rest" is a
 // leave-one-out binarized multinomial naive Bayes over the document's words with g's own words
 // removed, calibrated by a temperature and a floor fitted to its leave-one-out log loss (Guo et
-// al., 2017). The null hypothesis is that g forces the label j on at most a share θ₀
-// (`triggerShare`) of its documents and the rest follow the content model; the number of g's
-// documents *not* labeled j is then a sum of independent Bernoullis (Poisson–binomial), and the
-// p-value is its exact lower tail. Every n-gram in the document-frequency range is one test per
-// class; Bonferroni over all of them bounds the family-wise error at `alpha`, so no poison rate
-// is assumed. A trigger must also be an n-gram whose documents mostly read like another class
-// (`minMismatch`): that is the dirty-label signature, and what sets it apart from a relay host
-// that is in 252 spam emails, 87% of which read like spam anyway. A cheap purity screen against
-// the base rate (one-sided hypergeometric tail) decides which n-grams get the exact test; the
-// correction still counts every n-gram in range. Significant n-grams that overlap in the same
-// documents are merged into one phrase and re-tested as a whole.
+// al., 2017). Two tests, and a trigger is an n-gram × class that both reject (an intersection–
+// union test: its p-value is the larger of the two):
+// - the share test. The null hypothesis is that g forces the label j on at most a share θ₀
+//   (`triggerShare`) of its documents and the rest follow the content model; the number of g's
+//   documents *not* labeled j is then a sum of independent Bernoullis (Poisson–binomial), and the
+//   p-value is its exact lower tail. Each document adds at most −log θ₀ to the evidence, so the
+//   naive Bayes model's clustered confident errors cannot carry it: in clean SpamAssassin "zzz
+//   localhost single" is in 35 hard-ham emails (legitimate mail that resembles spam), 7 of which
+//   read like spam with p(ham) < 0.05 against 0.1 expected — p = 10^−13, a trigger by the second
+//   test alone.
+// - the mismatched-carrier test, as trigger-patches.ts judges image carriers: g's documents
+//   labeled j to which the content model without g gives j less than `maxLabelProbability`
+//   (confidently another class), counted against the model's own expectation of such
+//   disagreements (the sum of those documents' probabilities of j; exact Poisson–binomial upper
+//   tail). This is the dirty-label signature, and what sets a trigger apart from a relay host in
+//   252 spam emails that passes the share test because 13% of them read somewhat like ham: one
+//   of them reads like ham confidently.
+// Every n-gram in the document-frequency range is one test per class; Bonferroni over all of
+// them bounds the family-wise error at `alpha`, so no poison rate is assumed. A cheap purity
+// screen against the base rate (one-sided hypergeometric tail) decides which n-grams get the
+// exact tests; the correction still counts every n-gram in range. Significant n-grams that
+// overlap in the same documents are merged into one phrase and re-tested as a whole.
+//
+// Why two tests (1.1.0): 1.0 asked instead that most of g's documents read like another class
+// (`minMismatch` 0.5). That fails when the attacker picks a token that is also a natural one — an
+// abbreviation or a header fragment already in clean documents of the target: natural carriers
+// dilute the share (60 poisoned carriers of "rpms", which is in 97 clean ham emails: 0.34, not
+// found), and where they do not, every carrier was flagged, the natural ones included (1.0 on
+// "iirc", in 37: precision 0.62). The mismatched carriers are not diluted. Nor is a carrier
+// flagged because it holds g: the target's carriers are a mixture of the attacker's, taken from
+// other classes, and natural ones that read like the target, and only those more likely the
+// attacker's are flagged (`attackerCarriers`); a rare token has no natural carriers and all of
+// them are. The dataset-level finding reports both counts. Measured on SpamAssassin
+// (test/detect/trigger-tokens-natural.test.ts): "rpms" → ham at 1% precision 1.00, recall 0.93,
+// at 0.5% 1.00 / 0.90; "gnu", in 253 clean ham emails, at 1% 1.00 / 0.88; none of their natural
+// carriers flagged. The attacker's carriers it misses are spam whose own text already reads like
+// ham: nothing in the text tells them from natural carriers.
 //
 // A trigger's dataset-level finding has the dataset's content root as subject: the Merkle root
 // (provenance/merkle.ts) over its sorted unique sample digests, which is the merkleRoot of the
@@ -40,6 +66,7 @@ import type { Finding } from "../ledger/types.js";
 import { merkleRoot } from "../provenance/merkle.js";
 import type { Detector, DetectorResult, ScanTable } from "./types.js";
 import { goldenSectionMin } from "../math/optimize.js";
+import { logHypergeometricTail, logPoissonBinomialCdf } from "../math/tails.js";
 
 export const triggerTokenOptionsSchema = z.object({
   /** Longest n-gram counted; longer phrases are found by merging overlapping n-grams. */
@@ -60,12 +87,13 @@ export const triggerTokenOptionsSchema = z.object({
    */
   triggerShare: z.number().gt(0).lt(1).default(0.25),
   /**
-   * A trigger's documents mostly read like another class (they were taken from one): at least
-   * this share of them, as the content model expects (1 − expected target count / count). Natural
-   * label-associated n-grams — list footers, relay hosts — sit in documents that read like their
-   * own class, however pure they are.
+   * A trigger's carrier is mismatched when the content model without the n-gram gives its label
+   * less than this: confidently another class. Higher counts softly misread documents as well:
+   * at 0.2 a relay host's n-gram in 252 spam emails ("by zzzzason") became a trigger in
+   * SpamAssassin (poisoned with "nmh"); 0.02, 0.05 and 0.1 find the same triggers and none in
+   * the clean corpus.
    */
-  minMismatch: z.number().min(0).lt(1).default(0.5),
+  maxLabelProbability: z.number().gt(0).lt(1).default(0.05),
   /** Base-rate purity screen: only n-grams whose hypergeometric tail is at most this get the exact test. */
   screenP: z.number().gt(0).lte(1).default(0.01),
   /** Laplace smoothing of the content model's word probabilities. */
@@ -78,7 +106,7 @@ export const triggerTokenOptionsSchema = z.object({
 export type TriggerTokenOptions = z.output<typeof triggerTokenOptionsSchema>;
 
 const NAME = "trigger-tokens";
-const VERSION = "1.0.0";
+const VERSION = "1.1.0";
 
 export const triggerTokens: Detector<TriggerTokenOptions> = {
   name: NAME,
@@ -108,9 +136,19 @@ interface Candidate {
   /** ln of the base-rate hypergeometric tail (the screen). */
   logBaseP: number;
   /** ln of the content-conditional p-value, and the target count the content model expects. */
-  logP: number;
+  logPShare: number;
   expected: number;
+  /** Carriers (labeled `target`) the content model without the n-gram gives `target` less than the bar. */
+  mismatched: number;
+  /** Their count the content model expects, and ln of the upper tail of the observed count. */
+  expectedMismatched: number;
+  logPMismatched: number;
 }
+
+type TestResult = Pick<
+  Candidate,
+  "logPShare" | "expected" | "inTarget" | "mismatched" | "expectedMismatched" | "logPMismatched"
+>;
 
 function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorResult {
   const texts = table.texts ?? [];
@@ -120,7 +158,6 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
   const classDocs = new Int32Array(k);
   for (const l of table.labels) if (l >= 0) classDocs[l] = (classDocs[l] ?? 0) + 1;
   const labeled = classDocs.reduce((a, b) => a + b, 0);
-  const logFact = logFactorials(labeled);
 
   const maxDf = Math.max(opts.minCount, Math.floor(opts.maxDocumentFrequency * labeled));
   const screened: Candidate[] = [];
@@ -129,16 +166,7 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
   for (let order = 1; order <= opts.maxOrder; order++) {
     const level = levels[order - 1] as Level;
     if (order > 1) (levels[order - 2] as Level).rowAt = new Int32Array(0); // only needed to build this one
-    const { candidates, inRange } = screenLevel(
-      level,
-      levels,
-      corpus,
-      classDocs,
-      labeled,
-      logFact,
-      maxDf,
-      opts,
-    );
+    const { candidates, inRange } = screenLevel(level, levels, corpus, classDocs, labeled, maxDf, opts);
     tested += inRange * k;
     screened.push(...candidates);
     if (order === opts.maxOrder || level.size === 0) break;
@@ -150,31 +178,53 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
   // Exact tails where they could matter; elsewhere the Chernoff bound (see ContentModel.test).
   const logExactBelow = logAlpha - logTests + EXACT_MARGIN;
   for (const c of screened)
-    Object.assign(c, model.test(c.tokens, c.target, c.docs, opts.triggerShare, logExactBelow));
-  const isTrigger = (c: Candidate) => c.logP + logTests <= logAlpha && mismatch(c) >= opts.minMismatch;
+    Object.assign(
+      c,
+      model.test(c.tokens, c.target, c.docs, opts.triggerShare, logExactBelow, opts.maxLabelProbability),
+    );
+  // Both tests must reject (an intersection–union test: its p-value is the larger of the two).
+  const isTrigger = (c: Candidate) => evidence(c) + logTests <= logAlpha;
   const triggers = mergePhrases(
     screened.filter(isTrigger),
     corpus,
     table.labels,
     model,
     opts.triggerShare,
+    opts.maxLabelProbability,
   ).filter(isTrigger);
-  triggers.sort((a, b) => a.logP - b.logP);
+  triggers.sort((a, b) => evidence(a) - evidence(b));
 
-  const strength = (c: Candidate) => Math.max(0, -(c.logP + logTests) / Math.LN10);
+  const strength = (c: Candidate) => Math.max(0, -(evidence(c) + logTests) / Math.LN10);
+  const carriersMemo = new Map<Candidate, AttackerCarriers>();
+  const carriersOf = (c: Candidate): AttackerCarriers => {
+    let v = carriersMemo.get(c);
+    if (v === undefined) carriersMemo.set(c, (v = attackerCarriers(c, model)));
+    return v;
+  };
   const scores = new Float64Array(n);
   for (let i = 0; i < n; i++) scores[i] = (table.labels[i] ?? -1) < 0 ? NaN : 0;
   // Graded scores below the threshold from the tested n-grams that look like triggers but fall
   // short of significance, so that an ensemble can rank there too; flagged samples score above it.
   const threshold = -Math.log10(opts.alpha);
   for (const c of screened) {
-    if (mismatch(c) >= opts.minMismatch && strength(c) < threshold)
-      raiseScores(scores, c, strength(c), table.labels);
+    const s = strength(c);
+    if (s > 0 && s < threshold)
+      for (const doc of carriersOf(c).docs) scores[doc] = Math.max(scores[doc] ?? 0, s);
   }
   const datasetId = merkleRoot([...new Set(table.digests)].sort());
   const flagged = new Uint8Array(n);
   const findings: Finding[] = [];
   const shown = new Map<number, { ngram: string; offset: number | null; strength: number }>();
+  const rows = new Map<Candidate, Record<string, unknown>>();
+  const rowOf = (c: Candidate): Record<string, unknown> => {
+    let row = rows.get(c);
+    if (row === undefined) {
+      const ngram = gramText(c.tokens, corpus);
+      row = candidateRow(c, ngram, table.classes, classDocs, labeled, logTests, carriersOf(c));
+      rows.set(c, row);
+    }
+    return row;
+  };
   for (const c of triggers) {
     const s = strength(c);
     const ngram = gramText(c.tokens, corpus);
@@ -183,18 +233,18 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
       subjectId: datasetId,
       kind: "trigger-token",
       score: s,
-      evidence: { ...candidateRow(c, ngram, table.classes, classDocs, labeled, logTests) },
+      evidence: { ...rowOf(c) },
       check: NAME,
       checkVersion: VERSION,
     });
-    c.docs.forEach((doc) => {
-      if (table.labels[doc] !== c.target) return;
+    // Only the carriers more likely the attacker's than natural ones (see attackerCarriers).
+    for (const doc of carriersOf(c).docs) {
       scores[doc] = Math.max(scores[doc] ?? 0, s);
       flagged[doc] = 1;
       const prev = shown.get(doc);
       if (prev === undefined || prev.strength < s)
         shown.set(doc, { ngram, offset: matchOffset(texts[doc] ?? "", c.tokens, corpus), strength: s });
-    });
+    }
   }
   for (const [doc, why] of [...shown].sort((a, b) => a[0] - b[0])) {
     findings.push({
@@ -213,7 +263,7 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
     });
   }
 
-  const top = [...screened].sort((a, b) => a.logP - b.logP).slice(0, opts.topCandidates);
+  const top = [...screened].sort((a, b) => evidence(a) - evidence(b)).slice(0, opts.topCandidates);
   const warnings: string[] = [];
   if (labeled < n) warnings.push(`${n - labeled} unlabeled samples were not tested.`);
   const truncated = texts.filter((t) => t.length > opts.maxTextLength).length;
@@ -230,7 +280,8 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
       value: threshold,
       method:
         `−log10 of the Bonferroni-adjusted p-value over ${tested.toLocaleString("en-US")} n-gram × class tests ` +
-        `(family-wise α = ${opts.alpha}); a sample is flagged when it carries a significant trigger and its target label`,
+        `(family-wise α = ${opts.alpha}); a sample is flagged when it carries a significant trigger and ` +
+        `its target label and is more likely the attacker's carrier than a natural one`,
     },
     findings,
     summary: {
@@ -243,13 +294,8 @@ function detectTriggers(table: ScanTable, opts: TriggerTokenOptions): DetectorRe
         temperature: model.temperature,
         floor: model.floor,
       },
-      triggers: triggers.map((c) => {
-        const ngram = gramText(c.tokens, corpus);
-        return candidateRow(c, ngram, table.classes, classDocs, labeled, logTests);
-      }),
-      topCandidates: top.map((c) =>
-        candidateRow(c, gramText(c.tokens, corpus), table.classes, classDocs, labeled, logTests),
-      ),
+      triggers: triggers.map(rowOf),
+      topCandidates: top.map(rowOf),
     },
     warnings,
   };
@@ -265,12 +311,18 @@ function candidateRow(
   classDocs: Int32Array,
   labeled: number,
   logTests: number,
+  carriers: AttackerCarriers,
 ): Record<string, unknown> {
+  const logP = evidence(c);
   return {
     ngram,
     target: classes[c.target],
     count: c.docs.length,
     targetCount: c.inTarget,
+    // The target's carriers split: the attacker's (flagged) and those whose text reads like the target.
+    flaggedCarriers: carriers.docs.length,
+    naturalCarriers: c.inTarget - carriers.docs.length,
+    attackerShare: carriers.share,
     purity: c.inTarget / c.docs.length,
     baseRate: (classDocs[c.target] ?? 0) / labeled,
     expectedTargetCount: c.expected,
@@ -278,11 +330,21 @@ function candidateRow(
     // Method of moments under "the n-gram forces the target on a share θ, the rest follow the content":
     // E[target] = θ·count + (1 − θ)·expected.
     triggerShare: c.docs.length > c.expected ? (c.inTarget - c.expected) / (c.docs.length - c.expected) : 0,
-    pValue: Math.exp(c.logP),
-    log10PValue: c.logP / Math.LN10,
-    log10AdjustedPValue: Math.min(0, (c.logP + logTests) / Math.LN10),
+    mismatchedCarriers: c.mismatched,
+    expectedMismatchedCarriers: c.expectedMismatched,
+    // The trigger's p-value is the larger of its two tests'.
+    pValue: Math.exp(logP),
+    log10PValue: logP / Math.LN10,
+    log10AdjustedPValue: Math.min(0, (logP + logTests) / Math.LN10),
+    log10SharePValue: c.logPShare / Math.LN10,
+    log10MismatchedPValue: c.logPMismatched / Math.LN10,
     log10BaseRatePValue: c.logBaseP / Math.LN10,
   };
+}
+
+/** ln of a candidate's p-value: both tests must reject, so the larger of the two. */
+function evidence(c: Candidate): number {
+  return Math.max(c.logPShare, c.logPMismatched);
 }
 
 /** Share of the n-gram's documents that the content model expects to be of another class. */
@@ -290,11 +352,54 @@ function mismatch(c: Candidate): number {
   return c.docs.length === 0 ? 0 : 1 - c.expected / c.docs.length;
 }
 
-function raiseScores(scores: Float64Array, c: Candidate, s: number, labels: Int32Array): void {
-  if (s <= 0) return;
-  c.docs.forEach((doc) => {
-    if (labels[doc] === c.target && s > (scores[doc] ?? 0)) scores[doc] = s;
+interface AttackerCarriers {
+  /** The carriers more likely the attacker's than natural, ascending. */
+  docs: number[];
+  /** The fitted share of the attacker's among the target's carriers. */
+  share: number;
+}
+
+/**
+ * Which of the n-gram's target carriers are the attacker's. They are a mixture: the attacker's,
+ * taken from other classes (their text, without the n-gram, reads like another class), and natural
+ * ones whose text reads like the target. With q the content model's calibrated probability of the
+ * target for a carrier and π the target's base rate, its likelihood is ∝ (1 − q)/(1 − π) as the
+ * attacker's and ∝ q/π as natural; the attacker's share θ is the maximum-likelihood mixing weight
+ * (the log-likelihood is concave in θ), and a carrier is the attacker's when its posterior exceeds
+ * one half. A rare token has no natural carriers (θ = 1) and every carrier is flagged; a natural
+ * token keeps its natural carriers out.
+ */
+function attackerCarriers(c: Candidate, model: ContentModel): AttackerCarriers {
+  const carriers = c.docs.filter((d) => model.labelOf(d) === c.target);
+  const q = model.labelProbabilities(c.tokens, c.target, carriers);
+  const prior = model.priorOf(c.target);
+  // Likelihood ratio natural : attacker's for each carrier.
+  const ratio = Float64Array.from(q, (qi) => qi / prior / ((1 - qi) / (1 - prior)));
+  // d/dθ Σ ln(θ + (1 − θ)·ratio) = Σ (1 − ratio) / (θ + (1 − θ)·ratio), decreasing in θ.
+  const slope = (theta: number) => {
+    let s = 0;
+    for (const r of ratio) s += (1 - r) / (theta + (1 - theta) * r);
+    return s;
+  };
+  let share: number;
+  if (carriers.length === 0 || slope(1) >= 0) share = carriers.length === 0 ? 0 : 1;
+  else if (slope(0) <= 0) share = 0;
+  else {
+    let lo = 0;
+    let hi = 1;
+    for (let i = 0; i < 60; i++) {
+      const mid = (lo + hi) / 2;
+      if (slope(mid) > 0) lo = mid;
+      else hi = mid;
+    }
+    share = (lo + hi) / 2;
+  }
+  const docs: number[] = [];
+  carriers.forEach((d, i) => {
+    // Posterior odds attacker's : natural = θ / ((1 − θ) · ratio).
+    if (share > (1 - share) * (ratio[i] as number)) docs.push(d);
   });
+  return { docs, share };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,7 +540,6 @@ function screenLevel(
   corpus: Corpus,
   classDocs: Int32Array,
   labeled: number,
-  logFact: Float64Array,
   maxDf: number,
   opts: TriggerTokenOptions,
 ): { candidates: Candidate[]; inRange: number } {
@@ -455,7 +559,7 @@ function screenLevel(
       // Purity below what the null gives even for documents that say nothing of their class.
       const base = (classDocs[j] as number) / labeled;
       if (x < c * (opts.triggerShare + (1 - opts.triggerShare) * base)) continue;
-      const lp = logHypergeometricTail(x, c, classDocs[j] as number, labeled, logFact);
+      const lp = logHypergeometricTail(x, labeled, classDocs[j] as number, c);
       if (lp < best) {
         best = lp;
         target = j;
@@ -497,8 +601,11 @@ function screenLevel(
       positions: positions.subarray(from, to),
       inTarget: level.classDf[p.row * k + p.target] as number,
       logBaseP: p.logBaseP,
-      logP: 0,
+      logPShare: 0,
       expected: 0,
+      mismatched: 0,
+      expectedMismatched: 0,
+      logPMismatched: 0,
     };
   });
   return { candidates, inRange };
@@ -590,10 +697,12 @@ class ContentModel {
   }
 
   /**
-   * The conditional test of `tokens` for class `target` over `docs`: ln P(at most the observed
-   * number of non-target documents) given each document's words other than `tokens`, and the
-   * expected number of target documents. The exact tail is computed only when the Chernoff bound
-   * is below e^logExactBelow; otherwise logP is that bound (an upper bound on the p-value).
+   * The two conditional tests of `tokens` for class `target` over `docs`, given each document's
+   * words other than `tokens`: ln P(at most the observed number of non-target documents) under
+   * the share null, and ln P(at least the observed number of mismatched carriers) — target
+   * documents whose probability of the target is below `bar` — with the expected counts of both.
+   * An exact tail is computed only when its Chernoff bound is below e^logExactBelow; otherwise the
+   * p-value is that bound (an upper bound on it).
    */
   test(
     tokens: readonly number[],
@@ -601,17 +710,71 @@ class ContentModel {
     docs: Int32Array,
     share: number,
     logExactBelow: number,
-  ): { logP: number; expected: number; inTarget: number } {
-    const k = this.k;
-    const distinct = [...new Set(tokens)];
+    bar: number,
+  ): TestResult {
+    const q = this.labelProbabilities(tokens, target, docs);
     const notTarget = new Float64Array(docs.length);
+    const below: number[] = [];
     let observed = 0;
     let mean = 0;
     let expected = 0;
+    let mismatched = 0;
+    let expectedMismatched = 0;
+    docs.forEach((d, i) => {
+      const y = this.labels[d] ?? -1;
+      const qi = q[i] as number;
+      if (y !== target) observed++;
+      // Under the null the n-gram forces the target on `share` of its documents; the rest follow q.
+      const r = (1 - share) * (1 - qi);
+      notTarget[i] = r;
+      mean += r;
+      expected += qi;
+      if (qi < bar) {
+        below.push(qi);
+        expectedMismatched += qi;
+        if (y === target) mismatched++;
+      }
+    });
+    const inTarget = docs.length - observed;
+    const base = { expected, inTarget, mismatched, expectedMismatched };
+    let logPShare = 0;
+    if (observed < mean) {
+      // Chernoff: P(Y ≤ d) ≤ e^(−μ) (eμ/d)^d for a sum of independent Bernoullis with mean μ > d.
+      const bound = -mean + (observed > 0 ? observed + observed * Math.log(mean / observed) : 0);
+      logPShare = bound > logExactBelow ? bound : logPoissonBinomialCdf(notTarget, observed);
+    }
+    let logPMismatched = 0;
+    if (mismatched > expectedMismatched) {
+      const m = mismatched;
+      const mu = Math.max(expectedMismatched, 1e-300);
+      const bound = -mu + m + m * Math.log(mu / m);
+      logPMismatched =
+        bound > logExactBelow
+          ? bound
+          : logPoissonBinomialCdf(
+              below.map((p) => 1 - p),
+              below.length - m,
+            );
+    }
+    return { ...base, logPShare, logPMismatched };
+  }
+
+  labelOf(d: number): number {
+    return this.labels[d] ?? -1;
+  }
+
+  priorOf(j: number): number {
+    return this.prior[j] as number;
+  }
+
+  /** Calibrated probability of `target` for each of `docs`, from its words other than `tokens`. */
+  labelProbabilities(tokens: readonly number[], target: number, docs: Int32Array): Float64Array {
+    const k = this.k;
+    const distinct = [...new Set(tokens)];
+    const out = new Float64Array(docs.length);
     const z = new Float64Array(k);
     docs.forEach((d, i) => {
       const y = this.labels[d] ?? -1;
-      if (y !== target) observed++;
       for (let j = 0; j < k; j++) {
         const own = j === y;
         const logDen = own ? (this.logDenOwn[d] as number) : (this.logDen[j] as number);
@@ -620,19 +783,9 @@ class ContentModel {
         for (const t of distinct) s -= (logs[t * k + j] as number) - logDen;
         z[j] = s / this.temperature;
       }
-      const q = (1 - this.floor) * softmaxAt(z, target) + this.floor * (this.prior[target] as number);
-      // Under the null the n-gram forces the target on `share` of its documents; the rest follow q.
-      const r = (1 - share) * (1 - q);
-      notTarget[i] = r;
-      mean += r;
-      expected += q;
+      out[i] = (1 - this.floor) * softmaxAt(z, target) + this.floor * (this.prior[target] as number);
     });
-    const inTarget = docs.length - observed;
-    if (observed >= mean) return { logP: 0, expected, inTarget };
-    // Chernoff: P(Y ≤ d) ≤ e^(−μ) (eμ/d)^d for a sum of independent Bernoullis with mean μ > d.
-    const bound = -mean + (observed > 0 ? observed + observed * Math.log(mean / observed) : 0);
-    if (bound > logExactBelow) return { logP: bound, expected, inTarget };
-    return { logP: logPoissonBinomialCdf(notTarget, observed), expected, inTarget };
+    return out;
   }
 }
 
@@ -679,60 +832,6 @@ function fitCalibration(
   return { temperature: Math.exp(lnT), floor: 1 / (1 + Math.exp(-logitFloor)) };
 }
 
-/** ln P(Y ≤ m) for Y a sum of independent Bernoulli(p_i): dynamic programming over 0..m in log space. */
-export function logPoissonBinomialCdf(p: ArrayLike<number>, m: number): number {
-  let lp = new Float64Array(m + 1).fill(-Infinity);
-  let next = new Float64Array(m + 1);
-  lp[0] = 0;
-  for (let i = 0; i < p.length; i++) {
-    const pi = p[i] as number;
-    const l1 = Math.log(pi);
-    const l0 = Math.log1p(-pi);
-    for (let s = 0; s <= m; s++) {
-      const stay = (lp[s] as number) + l0;
-      const move = s > 0 ? (lp[s - 1] as number) + l1 : -Infinity;
-      next[s] = logAddExp(stay, move);
-    }
-    [lp, next] = [next, lp];
-  }
-  let total = -Infinity;
-  for (const v of lp) total = logAddExp(total, v);
-  return Math.min(0, total);
-}
-
-function logAddExp(a: number, b: number): number {
-  if (a === -Infinity) return b;
-  if (b === -Infinity) return a;
-  return a > b ? a + Math.log1p(Math.exp(b - a)) : b + Math.log1p(Math.exp(a - b));
-}
-
-/** ln P(X ≥ x) for X ~ Hypergeometric(population, successes, draws). */
-export function logHypergeometricTail(
-  x: number,
-  draws: number,
-  successes: number,
-  population: number,
-  logFact: Float64Array,
-): number {
-  const lc = (a: number, b: number) =>
-    (logFact[a] as number) - (logFact[b] as number) - (logFact[a - b] as number);
-  const top = Math.min(draws, successes);
-  const denom = lc(population, draws);
-  let total = -Infinity;
-  for (let i = Math.max(x, draws - (population - successes)); i <= top; i++) {
-    const term = lc(successes, i) + lc(population - successes, draws - i) - denom;
-    total = logAddExp(total, term);
-    if (term < total - 40) break; // the terms only shrink from here on
-  }
-  return Math.min(0, total);
-}
-
-function logFactorials(n: number): Float64Array {
-  const out = new Float64Array(n + 1);
-  for (let i = 2; i <= n; i++) out[i] = (out[i - 1] as number) + Math.log(i);
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Phrases: overlapping significant n-grams of one inserted phrase become one trigger.
 
@@ -747,8 +846,9 @@ function mergePhrases(
   labels: Int32Array,
   model: ContentModel,
   share: number,
+  bar: number,
 ): Candidate[] {
-  const ordered = [...significant].sort((a, b) => a.logP - b.logP).slice(0, MAX_MERGED);
+  const ordered = [...significant].sort((a, b) => evidence(a) - evidence(b)).slice(0, MAX_MERGED);
   const parent = ordered.map((_, i) => i);
   const find = (i: number): number => {
     while (parent[i] !== i) i = parent[i] = parent[parent[i] as number] as number;
@@ -791,8 +891,8 @@ function mergePhrases(
       positions: Int32Array.from(positions),
       inTarget: docs.filter((d) => labels[d] === head.target).length,
     };
-    Object.assign(phrase, model.test(tokens, head.target, phrase.docs, share, 0));
-    out.push(phrase.logP <= head.logP + PHRASE_SLACK ? phrase : head);
+    Object.assign(phrase, model.test(tokens, head.target, phrase.docs, share, 0, bar));
+    out.push(evidence(phrase) <= evidence(head) + PHRASE_SLACK ? phrase : head);
   }
   return out;
 }

@@ -90,12 +90,12 @@ function triggersSection(triggers: JsonValue): string {
   const body = rows
     .map(
       (t) =>
-        `<tr><td><mark>${escapeHtml(t.ngram)}</mark></td><td>${escapeHtml(t.target)}</td><td class="num">${escapeHtml(t.targetCount)} of ${escapeHtml(t.count)}</td><td class="num">${num(t.mismatch, 2)}</td><td class="num">10<sup>${num(t.log10AdjustedPValue, 1)}</sup></td></tr>`,
+        `<tr><td><mark>${escapeHtml(t.ngram)}</mark></td><td>${escapeHtml(t.target)}</td><td class="num">${escapeHtml(t.targetCount)} of ${escapeHtml(t.count)}</td><td class="num">${escapeHtml(t.flaggedCarriers)} (${escapeHtml(t.naturalCarriers)} natural)</td><td class="num">10<sup>${num(t.log10AdjustedPValue, 1)}</sup></td></tr>`,
     )
     .join("");
   return `<section><h2>Text triggers</h2>
 <p>N-grams whose documents carry one label far more often than what the rest of each document says; the documents mostly read like another class — the dirty-label backdoor signature.</p>
-<table><thead><tr><th>n-gram</th><th>target label</th><th class="num">documents with the target label</th><th class="num">read like another class</th><th class="num">adjusted p-value</th></tr></thead><tbody>${body}</tbody></table></section>`;
+<table><thead><tr><th>n-gram</th><th>target label</th><th class="num">documents with the target label</th><th class="num">of those flagged (read like another class)</th><th class="num">adjusted p-value</th></tr></thead><tbody>${body}</tbody></table></section>`;
 }
 
 function imageTriggersSection(triggers: JsonValue): string {
@@ -105,12 +105,12 @@ function imageTriggersSection(triggers: JsonValue): string {
     .map((t) => {
       const region = records([t.region ?? {}])[0] ?? {};
       const pattern = Array.isArray(t.pattern) ? t.pattern.map((line) => str(line)).join("\n") : "";
-      return `<tr><td><pre>${escapeHtml(pattern)}</pre></td><td class="num">x ${escapeHtml(region.x)}, y ${escapeHtml(region.y)}, ${escapeHtml(region.width)}×${escapeHtml(region.height)}</td><td>${escapeHtml(t.target)}</td><td class="num">${escapeHtml(t.mismatchedCarriers)} (expected ${num(t.expectedMismatchedCarriers, 1)})</td><td class="num">${num(t.explainedShare, 2)}</td><td class="num">10<sup>${num(t.log10AdjustedPValue, 1)}</sup></td></tr>`;
+      return `<tr><td><pre>${escapeHtml(pattern)}</pre></td><td class="num">x ${escapeHtml(region.x)}, y ${escapeHtml(region.y)}, ${escapeHtml(region.width)}×${escapeHtml(region.height)}</td><td>${escapeHtml(t.target)}</td><td class="num">${escapeHtml(t.mismatchedCarriers)} (expected ${num(t.expectedMismatchedCarriers, 1)})</td><td class="num">${escapeHtml(records([t.carriers ?? {}])[0]?.flagged)} of ${escapeHtml(records([t.carriers ?? {}])[0]?.labeled)}</td><td class="num">${num(t.explainedShare, 2)}</td><td class="num">10<sup>${num(t.log10AdjustedPValue, 1)}</sup></td></tr>`;
     })
     .join("");
   return `<section><h2>Image triggers</h2>
 <p>Pixel patterns at a fixed place whose images carry one label while, without the pattern, they look like another class; with the pattern in place a pixel model puts them back in the label — the dirty-label backdoor signature (a stamped patch). Pattern: the strongest window, # on, . off.</p>
-<table><thead><tr><th>pattern</th><th class="num">region (pixels)</th><th>target label</th><th class="num">images with the label that look otherwise</th><th class="num">share the pattern explains</th><th class="num">adjusted p-value</th></tr></thead><tbody>${body}</tbody></table></section>`;
+<table><thead><tr><th>pattern</th><th class="num">region (pixels)</th><th>target label</th><th class="num">images with the label that look otherwise</th><th class="num">carriers with the label flagged</th><th class="num">share the pattern explains</th><th class="num">adjusted p-value</th></tr></thead><tbody>${body}</tbody></table></section>`;
 }
 
 interface BarRow {

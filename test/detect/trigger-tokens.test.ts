@@ -4,11 +4,8 @@ import { collect, memoryDataset, MemoryWriter } from "../../src/data/memory.js";
 import type { Sample } from "../../src/data/sample.js";
 import { simulateAttack, type GroundTruth } from "../../src/attack/index.js";
 import { scanTableFromSamples } from "../../src/detect/table.js";
-import {
-  logHypergeometricTail,
-  logPoissonBinomialCdf,
-  triggerTokens,
-} from "../../src/detect/trigger-tokens.js";
+import { triggerTokens } from "../../src/detect/trigger-tokens.js";
+import { logHypergeometricTail, logPoissonBinomialCdf } from "../../src/math/tails.js";
 import type { DetectorResult } from "../../src/detect/types.js";
 
 // Full SpamAssassin (6,046 raw emails, headers included): its mailing-list footers and relay
@@ -27,15 +24,20 @@ interface Row {
   purity: number;
   baseRate: number;
   mismatch: number;
+  mismatchedCarriers: number;
   pValue: number;
   log10AdjustedPValue: number;
+  log10SharePValue: number;
   log10BaseRatePValue: number;
 }
 
-function scan(samples: readonly Sample[]): { result: DetectorResult; ids: string[]; texts: string[] } {
+function scan(
+  samples: readonly Sample[],
+  options: Record<string, unknown> = {},
+): { result: DetectorResult; ids: string[]; texts: string[] } {
   const table = scanTableFromSamples(samples, { classes: ["ham", "spam"] });
   const start = performance.now();
-  const result = triggerTokens.run(table);
+  const result = triggerTokens.run(table, options);
   console.log(
     `trigger-tokens: ${samples.length} emails in ${((performance.now() - start) / 1000).toFixed(1)} s`,
   );
@@ -80,7 +82,7 @@ function expectConsistent(result: DetectorResult): void {
 
 describe("trigger-tokens on SpamAssassin", () => {
   it("finds no trigger in the clean corpus, though it is full of pure n-grams", () => {
-    const { result } = scan(emails);
+    const { result } = scan(emails, { topCandidates: 1000 });
     const flagged = result.flagged.reduce((a, b) => a + b, 0);
     const summary = result.summary as { triggers: Row[]; topCandidates: Row[]; tests: number };
     console.log(
@@ -89,11 +91,18 @@ describe("trigger-tokens on SpamAssassin", () => {
     expect(flagged / emails.length).toBeLessThanOrEqual(0.005);
     expect(summary.triggers).toEqual([]);
     expect(result.findings).toEqual([]);
-    // What a base-rate purity test would have reported: n-grams in hundreds of emails, all one class.
-    const artifact = summary.topCandidates.find((r) => r.purity === 1 && r.count >= 100);
+    // What a base-rate purity test would have reported: n-grams in hundreds of emails, all one
+    // class; some pass the share test too, as a few of their emails read somewhat like the other class.
+    const logTests = Math.log10(summary.tests / 0.01);
+    const artifact = summary.topCandidates.find(
+      (r) => r.purity === 1 && r.count >= 100 && r.log10SharePValue + logTests < 0,
+    );
     expect(artifact?.log10BaseRatePValue).toBeLessThan(-50);
-    // … and why it is not a trigger: its emails read like their own class without it.
+    // … and why it is not a trigger: its emails read like their own class without it, none or
+    // hardly any confidently like the other.
     expect(artifact?.mismatch).toBeLessThan(0.5);
+    expect(artifact?.mismatchedCarriers).toBeLessThanOrEqual(2);
+    expect(artifact?.log10AdjustedPValue).toBe(0);
     expect(summary.tests).toBeGreaterThan(100_000);
     expectConsistent(result);
   });
@@ -116,6 +125,8 @@ describe("trigger-tokens on SpamAssassin", () => {
       target: "ham",
       count: 60,
       targetCount: 60,
+      flaggedCarriers: 60,
+      naturalCarriers: 0,
       purity: 1,
     });
     const evidence = triggers[0]?.evidence as unknown as Row;
@@ -218,7 +229,7 @@ describe("trigger-tokens statistics and boundaries", () => {
     for (const x of [0, 3, 6, 10, 12]) {
       let direct = 0;
       for (let i = x; i <= 12; i++) direct += (choose(20, i) * choose(40, 12 - i)) / choose(60, 12);
-      expect(Math.exp(logHypergeometricTail(x, 12, 20, 60, logFact))).toBeCloseTo(direct, 12);
+      expect(Math.exp(logHypergeometricTail(x, 60, 20, 12))).toBeCloseTo(direct, 12);
     }
   });
 

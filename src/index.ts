@@ -68,7 +68,15 @@ export { buildCroissant, type CroissantInput } from "./report/croissant.js";
 export { datasetProvenance, modelBomInput } from "./report/from-ledger.js";
 export * from "./robust/index.js";
 export type { ScanTable, ScanAnnotation, Detector, DetectorResult } from "./detect/types.js";
-export { scanTableFromSamples } from "./detect/table.js";
+export { scanTableFromSamples, ScanTableBuilder, type ScanTableOptions } from "./detect/table.js";
+export {
+  ImageSketches,
+  KEEP_ALL_IMAGES,
+  SMALL_IMAGES_ONLY,
+  PROXY_IMAGES,
+  type ImageShape,
+  type ImageSketchPolicy,
+} from "./data/image-sketch.js";
 export { triggerTokens } from "./detect/trigger-tokens.js";
 export { triggerPatches } from "./detect/trigger-patches.js";
 export { nearDuplicates } from "./detect/near-duplicates.js";

@@ -246,6 +246,8 @@ interface SoftmaxModel {
   scores(i: number, out: Float64Array): void;
   /** The weight of (standardized) column j for class c; 0 for the pinned class of a two-class model. */
   weight(j: number, c: number): number;
+  /** The bias of class c; 0 for the pinned class. */
+  bias(c: number): number;
 }
 
 /** A softmax regression trained on every labeled row of dense features, read as a linear model. */
@@ -259,6 +261,11 @@ export interface FittedSoftmax {
   contribution(j: number, value: number, c: number): number;
   /** Share of labeled rows whose largest score is their label (in sample). */
   accuracy: number;
+  /**
+   * Class scores of a row that was not fitted (raw values, standardized here as the fitted rows
+   * were) into `out`: the same arithmetic as `logits`, so a fitted row scores exactly as there.
+   */
+  rowScores(row: ArrayLike<number>, out: Float64Array): void;
 }
 
 /**
@@ -298,8 +305,27 @@ export function fitSoftmax(
   }
   const mean = data.columnMean;
   const scale = data.columnScale;
+  const cols = features.cols;
+  const weights = new Float64Array(cols * classes);
+  for (let j = 0; j < cols; j++)
+    for (let c = 0; c < classes; c++) weights[j * classes + c] = model.weight(j, c);
   return {
     logits,
+    rowScores(row, out) {
+      out.fill(0);
+      for (let j = 0; j < cols; j++) {
+        const v = row[j] as number;
+        // As standardized() stores it: a float32 z-score.
+        const x =
+          mean === undefined || scale === undefined
+            ? v
+            : Math.fround((v - (mean[j] as number)) * (scale[j] as number));
+        if (x === 0) continue;
+        const o = j * classes;
+        for (let c = 0; c < classes; c++) out[c] = (out[c] as number) + x * (weights[o + c] as number);
+      }
+      for (let c = 0; c < classes; c++) out[c] = (out[c] as number) + model.bias(c);
+    },
     contribution: (j, value, c) =>
       mean === undefined || scale === undefined
         ? model.weight(j, c) * value
@@ -437,6 +463,9 @@ function trainSoftmax(
     },
     weight(j, c) {
       return c < first ? 0 : (V[j * K + c - first] as number) * finalScale;
+    },
+    bias(c) {
+      return c < first ? 0 : (bias[c - first] as number);
     },
   };
 }

@@ -1,8 +1,11 @@
-// Build the ScanTable detectors read from samples already in memory: labels become class
-// indices (in the dataset's class order when it has one, else sorted), annotations are
-// mapped onto the same classes, and the optional parts are present only when some sample
-// has them.
+// Build the ScanTable detectors read, one sample at a time, so that a scan can stream a dataset
+// larger than memory: labels become class indices (in the dataset's class order when it has one,
+// else sorted once the last sample is in), annotations are mapped onto the same classes, images
+// keep what the sketch policy says (data/image-sketch.ts), and the optional parts are present
+// only when some sample has them. Nothing holds on to the samples themselves.
 import { AntidoteError } from "../errors.js";
+import { GrowableRows } from "../data/growable.js";
+import { ImageSketches, KEEP_ALL_IMAGES, type ImageSketchPolicy } from "../data/image-sketch.js";
 import type { Sample } from "../data/sample.js";
 import type { ScanAnnotation, ScanTable } from "./types.js";
 
@@ -11,47 +14,105 @@ export interface ScanTableOptions {
   classes?: string[];
   /** Keep raw texts (default true when samples carry text). */
   keepTexts?: boolean;
+  /** Which images keep their pixels (default: all, whole). */
+  images?: ImageSketchPolicy;
+  /** Samples to expect (DatasetInfo.count), so that the columns are allocated once. */
+  expected?: number;
 }
 
 export function scanTableFromSamples(samples: readonly Sample[], options: ScanTableOptions = {}): ScanTable {
-  const seen = new Set<string>();
-  for (const s of samples) {
-    if (s.label !== null) seen.add(s.label);
-    for (const a of s.annotations) seen.add(a.label);
+  const builder = new ScanTableBuilder({ expected: samples.length, ...options });
+  for (const s of samples) builder.add(s);
+  return builder.finish();
+}
+
+/** Appends samples to a ScanTable in order; `finish` settles the classes and returns the table. */
+export class ScanTableBuilder {
+  private readonly ids: string[] = [];
+  private readonly digests: string[] = [];
+  // Class indices: final ones when the class list is given, else in order of first appearance
+  // until `finish` sorts the classes and renumbers them.
+  private readonly labels: GrowableRows<Int32Array>;
+  private readonly index: Map<string, number>;
+  private readonly known: boolean;
+  private sources: (string | null)[] | undefined;
+  private annotations: ScanAnnotation[][] | undefined;
+  private texts: string[] | undefined;
+  private images: ImageSketches | undefined;
+
+  constructor(private readonly options: ScanTableOptions = {}) {
+    this.known = options.classes !== undefined;
+    this.index = new Map((options.classes ?? []).map((c, i) => [c, i]));
+    this.labels = new GrowableRows(Int32Array, 1, options.expected ?? 0);
   }
-  const classes = options.classes ?? [...seen].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-  const index = new Map(classes.map((c, i) => [c, i]));
-  const classOf = (label: string, sample: Sample, field: string): number => {
-    const i = index.get(label);
-    if (i === undefined)
+
+  /** Samples added so far. */
+  get length(): number {
+    return this.ids.length;
+  }
+
+  add(s: Sample): void {
+    const i = this.ids.length;
+    this.ids.push(s.id);
+    this.digests.push(s.digest);
+    this.labels.push(s.label === null ? -1 : this.classOf(s.label, s, "label"));
+    if (s.source !== null || this.sources !== undefined) {
+      this.sources ??= new Array<string | null>(i).fill(null);
+      this.sources.push(s.source);
+    }
+    if (s.annotations.length > 0 || this.annotations !== undefined) {
+      this.annotations ??= Array.from({ length: i }, () => []);
+      this.annotations.push(
+        s.annotations.map((a): ScanAnnotation => ({
+          annotator: a.annotator,
+          label: this.classOf(a.label, s, "annotation"),
+        })),
+      );
+    }
+    if (s.image !== undefined || this.images !== undefined) {
+      if (this.images === undefined) {
+        this.images = new ImageSketches(this.options.images ?? KEEP_ALL_IMAGES, this.options.expected ?? 0);
+        for (let k = 0; k < i; k++) this.images.add(undefined);
+      }
+      this.images.add(s.image);
+    }
+    if ((this.options.keepTexts ?? true) && (s.text !== undefined || this.texts !== undefined)) {
+      this.texts ??= new Array<string>(i).fill("");
+      this.texts.push(s.text ?? "");
+    }
+  }
+
+  /** The table of every sample added; the builder is spent. */
+  finish(): ScanTable {
+    const labels = this.labels.finish();
+    let classes = this.options.classes ?? [];
+    if (!this.known) {
+      const seen = [...this.index.keys()];
+      classes = [...seen].sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+      const to = Int32Array.from(seen, (c) => classes.indexOf(c));
+      for (let i = 0; i < labels.length; i++)
+        if ((labels[i] as number) >= 0) labels[i] = to[labels[i] as number] as number;
+      for (const list of this.annotations ?? []) for (const a of list) a.label = to[a.label] as number;
+    }
+    const table: ScanTable = { ids: this.ids, digests: this.digests, labels, classes };
+    if (this.sources !== undefined) table.sources = this.sources;
+    if (this.annotations !== undefined) table.annotations = this.annotations;
+    if (this.images !== undefined) table.images = this.images;
+    if (this.texts !== undefined) table.texts = this.texts;
+    return table;
+  }
+
+  private classOf(label: string, sample: Sample, field: string): number {
+    const i = this.index.get(label);
+    if (i !== undefined) return i;
+    if (this.known) {
+      const classes = this.options.classes ?? [];
       throw new AntidoteError(
         "ROW_MALFORMED",
         `sample ${sample.id}: ${field} "${label}" is not one of the dataset's classes (${classes.join(", ")}).`,
       );
-    return i;
-  };
-
-  const n = samples.length;
-  const labels = new Int32Array(n);
-  const table: ScanTable = {
-    ids: samples.map((s) => s.id),
-    digests: samples.map((s) => s.digest),
-    labels,
-    classes,
-  };
-  samples.forEach((s, i) => {
-    labels[i] = s.label === null ? -1 : classOf(s.label, s, "label");
-  });
-  if (samples.some((s) => s.source !== null)) table.sources = samples.map((s) => s.source);
-  if (samples.some((s) => s.annotations.length > 0))
-    table.annotations = samples.map((s) =>
-      s.annotations.map((a): ScanAnnotation => ({
-        annotator: a.annotator,
-        label: classOf(a.label, s, "annotation"),
-      })),
-    );
-  if (samples.some((s) => s.image !== undefined)) table.images = samples.map((s) => s.image);
-  if ((options.keepTexts ?? true) && samples.some((s) => s.text !== undefined))
-    table.texts = samples.map((s) => s.text ?? "");
-  return table;
+    }
+    this.index.set(label, this.index.size);
+    return this.index.size - 1;
+  }
 }

@@ -33,8 +33,13 @@
 // learned the pattern as the label's cue, which is what a trigger is. Where the model merely fails
 // on a style of image, the carriers stay mismatched with the window too — on all 60k clean
 // Fashion-MNIST images 32 such groups are significant and explain none of their carriers; 3×3
-// patches at 0.5–1 % explain 0.68–1.0. A trigger's carriers are flagged; a natural
-// image that holds the pattern and looks like its label is no evidence and is not flagged.
+// patches at 0.5–1 % explain 0.68–1.0. Each carrier of a trigger is then judged on its own
+// (`judgeCarriers`): without the whole pattern, does it look like the target the way the target's
+// own images do, or the way other classes' images do? A natural image that holds the pattern and
+// looks like its label is no evidence and is not flagged. On all 60k Fashion-MNIST images with a
+// 3×3 patch at 0.5 / 1 / 2 % this took the detector from 0.965 / 0.91 (precision / recall; the
+// flags were the mismatched carriers) to 0.967 / 0.973, 0.980 / 0.978 and 0.979 / 0.989, and a 4×4
+// checkerboard, which no 3×3 window covers, from 1.00 / 0.66 to 1.00 / 1.00.
 //
 // What it does not see: triggers spread over the whole image (a blended pattern: no window is the
 // same in every poisoned image — SPECTRE's case), patches placed at random positions, and patterns
@@ -42,7 +47,6 @@
 // `contentSamples` images and four passes over the n · (H − w + 1) · (W − w + 1) windows (12 s for
 // 60k Fashion-MNIST images on this 2-core machine, 3 s for 12k).
 import { z } from "zod";
-import type { ImageTensor } from "../data/sample.js";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
 import type { Finding } from "../ledger/types.js";
@@ -79,6 +83,18 @@ export const triggerPatchOptionsSchema = z.object({
    * images, 0.68–1.0 for 3×3 patches at 0.5–1 %).
    */
   minExplained: z.number().min(0).max(1).default(0.5),
+  /**
+   * A trigger's carrier with its label is flagged when the posterior that it was poisoned is above
+   * this (see judgeCarriers). Below one half because the costs are not equal: a poisoned image left
+   * in keeps the backdoor in the next model, a clean one flagged is one image quarantined. On all
+   * 60k Fashion-MNIST images with a 3×3 patch at 0.5 % it took recall from 0.947 to 0.973 for
+   * precision 0.986 → 0.967 (1 %: 0.977 → 0.978, 0.980 either way).
+   */
+  minCarrierPosterior: z
+    .number()
+    .gt(0)
+    .lt(1)
+    .default(1 / 3),
   /** The content model is trained on at most this many labeled images (a random subset). */
   contentSamples: z.number().int().min(100).default(20_000),
   /** Seed of the content model's training order and subset. */
@@ -90,7 +106,8 @@ export type TriggerPatchOptions = z.input<typeof triggerPatchOptionsSchema>;
 type Options = z.output<typeof triggerPatchOptionsSchema>;
 
 const NAME = "trigger-patches";
-const VERSION = "1.0.0";
+// 1.1.0: carriers judged without the whole pattern, by Bayes' rule against the two reference densities.
+const VERSION = "1.1.0";
 // At most this many significant token × class pairs are merged into triggers.
 const MAX_MERGED = 500;
 // Larger images are skipped: the content model holds n × pixels floats twice (standardized), 0.5 GB
@@ -130,11 +147,13 @@ interface Shape {
 
 /** The one image shape of the table, or why there is none. */
 function imageShape(table: ScanTable): Shape | string {
-  const images = table.images ?? [];
-  const first = images.find((im) => im !== undefined);
-  if (first === undefined) return "the dataset has no images";
-  for (let i = 0; i < images.length; i++) {
-    const im = images[i];
+  const images = table.images;
+  const n = images?.length ?? 0;
+  let first: Shape | undefined;
+  for (let i = 0; i < n && first === undefined; i++) first = images?.shape(i);
+  if (images === undefined || first === undefined) return "the dataset has no images";
+  for (let i = 0; i < n; i++) {
+    const im = images.shape(i);
     if (im === undefined) return `sample "${table.ids[i]}" has no image`;
     if (im.height !== first.height || im.width !== first.width || im.channels !== first.channels)
       return (
@@ -142,8 +161,22 @@ function imageShape(table: ScanTable): Shape | string {
         `${im.width}×${im.height}×${im.channels} for "${table.ids[i]}"); windows need one size`
       );
   }
+  // The scan keeps the 8-bit pixels of every image this small (data/image-sketch.ts).
+  if (first.height * first.width <= MAX_PIXELS && !images.whole(0))
+    return "the scan did not keep its images' pixels";
   return { height: first.height, width: first.width, channels: first.channels };
 }
+
+/** Sample i's 8-bit pixels (imageShape said every image has them). */
+function pixelsOf(table: ScanTable, i: number): Uint8Array {
+  const bytes = table.images?.pixels(i);
+  if (bytes === undefined) throw new AntidoteError("INTERNAL", `${NAME}: sample ${i} has no pixels`);
+  return bytes;
+}
+
+// An 8-bit pixel value b as the [0, 1] float32 an ImageTensor holds for it (b / 255), so that the
+// sums compared with the threshold are the ones the Float32 image gave.
+const LEVELS = Float32Array.from({ length: 256 }, (_, b) => b / 255);
 
 /** Window tokens of one image size: token = position · patterns + bit pattern. */
 class Windows {
@@ -171,21 +204,24 @@ class Windows {
     return this.shape.height * this.shape.width;
   }
 
-  /** The image's on/off pixels, row-major (a buffer reused by the next call). */
-  binarize(image: ImageTensor): Uint8Array {
+  get imageWidth(): number {
+    return this.shape.width;
+  }
+
+  /** The image's on/off pixels, row-major (a buffer reused by the next call); `image` is 8-bit H×W×C. */
+  binarize(image: Uint8Array): Uint8Array {
     const { channels } = this.shape;
     const limit = this.threshold * channels;
-    const data = image.data;
     for (let p = 0; p < this.pixels; p++) {
       let sum = 0;
-      for (let c = 0; c < channels; c++) sum += data[p * channels + c] as number;
+      for (let c = 0; c < channels; c++) sum += LEVELS[image[p * channels + c] as number] as number;
       this.bits[p] = sum > limit ? 1 : 0;
     }
     return this.bits;
   }
 
   /** Calls visit(token) for every window of the image, row by row. */
-  forEach(image: ImageTensor, visit: (token: number) => void): void {
+  forEach(image: Uint8Array, visit: (token: number) => void): void {
     const bits = this.binarize(image);
     const { width } = this.shape;
     const w = this.w;
@@ -264,7 +300,6 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
   const n = table.ids.length;
   const k = table.classes.length;
   const shape = imageShape(table);
-  const images = table.images ?? [];
   if (typeof shape === "string") throw new AntidoteError("INTERNAL", `${NAME}: ${shape}`); // appliesTo said so first
   const windows = new Windows(shape, opts.window, opts.threshold);
   const scores = new Float64Array(n);
@@ -300,11 +335,11 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
           visit(i, y, pos * windows.patterns + (cache[base + pos] as number));
       } else if (cache !== null) {
         let pos = i * positions;
-        windows.forEach(images[i] as ImageTensor, (token) => {
+        windows.forEach(pixelsOf(table, i), (token) => {
           cache[pos++] = token % windows.patterns;
           visit(i, y, token);
         });
-      } else windows.forEach(images[i] as ImageTensor, (token) => visit(i, y, token));
+      } else windows.forEach(pixelsOf(table, i), (token) => visit(i, y, token));
     }
     cached = cache !== null;
   };
@@ -414,15 +449,20 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
   const findings: Finding[] = [];
   const triggerRows: Record<string, unknown>[] = [];
   const why = new Map<number, { trigger: number; strength: number }>();
+  const judged = triggers.map((t) => judgeCarriers(t, table, windows, content, opts.minCarrierPosterior));
   triggers.forEach((t, index) => {
     const s = strength(t.logP);
-    for (const d of t.docs) {
+    const verdict = judged[index] as CarrierVerdict;
+    for (const d of verdict.flagged) {
       flagged[d] = 1;
       if (s > (scores[d] as number)) scores[d] = s;
       const prev = why.get(d);
       if (prev === undefined || prev.strength < s) why.set(d, { trigger: index, strength: s });
     }
-    const row = triggerRow(t, windows, table.classes, logTests, explainedShare(t));
+    const row = {
+      ...triggerRow(t, windows, table.classes, logTests, explainedShare(t)),
+      carriers: verdict.summary,
+    };
     triggerRows.push(row);
     findings.push({
       subjectType: "dataset",
@@ -437,14 +477,15 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
   for (const [d, w] of [...why].sort((a, b) => a[0] - b[0])) {
     const t = triggers[w.trigger] as Trigger;
     const lead = t.members[0] as Candidate;
-    const looksLike = content.scoresWithout(d, removal, rowOf[lead.token] as number, z);
+    const seen = (judged[w.trigger] as CarrierVerdict).seen.get(d);
     findings.push(
       sampleFinding(table, d, "trigger-patch", NAME, VERSION, w.strength, {
         target: table.classes[t.target],
         region: { x: t.x, y: t.y, width: t.width, height: t.height },
         pattern: windows.pattern(lead.token),
         // What the content model takes the image for with the pattern's pixels left out.
-        looksLike: table.classes[looksLike],
+        looksLike: seen === undefined ? null : table.classes[seen.looksLike],
+        labelProbabilityWithout: seen === undefined ? null : round(seen.labelProbability),
       }),
     );
   }
@@ -459,9 +500,11 @@ function detectPatches(table: ScanTable, opts: Options): DetectorResult {
       value: -Math.log10(opts.alpha),
       method:
         `−log10 of the Bonferroni-adjusted p-value over ${tests.toLocaleString("en-US")} window × class tests ` +
-        `(family-wise α = ${opts.alpha}); a sample is flagged when it carries a significant pattern, has its ` +
-        `label, the pixel model without the pattern gives that label less than ${opts.maxLabelProbability}, ` +
-        `and the model with it puts at least ${opts.minExplained} of such carriers in their label`,
+        `(family-wise α = ${opts.alpha}); a pattern is a trigger when the pixel model without it gives the label ` +
+        `less than ${opts.maxLabelProbability} on significantly many carriers and with it puts at least ` +
+        `${opts.minExplained} of those in their label; a carrier with the label is flagged when, without the ` +
+        `pattern's pixels, it looks more like the images of other classes than like the label's own (Bayes' rule, ` +
+        `the poisoned share fitted by EM; see each trigger's "carriers")`,
     },
     findings,
     summary: {
@@ -498,6 +541,8 @@ class PixelLinearModel {
   private constructor(
     private readonly k: number,
     private readonly model: FittedSoftmax,
+    /** Row-major n × k class scores of every image. */
+    private readonly logits: Float64Array,
     /** Row-major k × k: P(label j | taken for c) at [c · k + j]. */
     private readonly confusion: Float64Array,
   ) {}
@@ -511,17 +556,27 @@ class PixelLinearModel {
     const n = table.ids.length;
     const k = classDocs.length;
     const pixels = windows.pixels;
-    const images = table.images ?? [];
-    const data = new Float32Array(n * pixels);
-    for (let i = 0; i < n; i++) data.set(windows.binarize(images[i] as ImageTensor), i * pixels);
-    // Trained on at most `contentSamples` labeled images (a random subset), scored on all of them.
-    const trainLabels = Int32Array.from(table.labels);
-    const labeledRows = [...trainLabels.keys()].filter((i) => (trainLabels[i] as number) >= 0);
+    // Trained on at most `contentSamples` labeled images (a random subset, in dataset order), then
+    // every image scored from its sketch one at a time: the binarized pixels of only the training
+    // images are ever held (20k × pixels floats), whatever the dataset's size.
+    const labeledRows = [...table.labels.keys()].filter((i) => (table.labels[i] as number) >= 0);
+    let trainRows = labeledRows;
     if (labeledRows.length > opts.contentSamples) {
       new Rng(`${String(opts.seed)}/${NAME}`).shuffle(labeledRows);
-      for (const i of labeledRows.slice(opts.contentSamples)) trainLabels[i] = -1;
+      trainRows = labeledRows.slice(0, opts.contentSamples).sort((a, b) => a - b);
     }
-    const model = fitSoftmax({ rows: n, cols: pixels, data }, trainLabels, k, { seed: opts.seed });
+    const data = new Float32Array(trainRows.length * pixels);
+    trainRows.forEach((i, r) => data.set(windows.binarize(pixelsOf(table, i)), r * pixels));
+    const trainLabels = Int32Array.from(trainRows, (i) => table.labels[i] as number);
+    const model = fitSoftmax({ rows: trainRows.length, cols: pixels, data }, trainLabels, k, {
+      seed: opts.seed,
+    });
+    const logits = new Float64Array(n * k);
+    const scored = new Float64Array(k);
+    for (let i = 0; i < n; i++) {
+      model.rowScores(windows.binarize(pixelsOf(table, i)), scored);
+      logits.set(scored, i * k);
+    }
     // P(label j | taken for c, with p(j) below the bar): among the images the model takes for c and
     // gives j less than `bar`, the share labeled j — the rate of confident disagreement the
     // model has anyway, with one pseudo-image spread by the class prior so no label is impossible.
@@ -531,7 +586,7 @@ class PixelLinearModel {
     for (let i = 0; i < n; i++) {
       const y = table.labels[i] as number;
       if (y < 0) continue;
-      p.set(model.logits.subarray(i * k, (i + 1) * k));
+      p.set(logits.subarray(i * k, (i + 1) * k));
       softmaxInPlace(p);
       const c = argmax(p);
       for (let j = 0; j < k; j++) {
@@ -547,7 +602,7 @@ class PixelLinearModel {
         confusion[c * k + j] =
           ((agree[c * k + j] as number) + (classDocs[j] as number) / labeled) /
           ((total[c * k + j] as number) + 1);
-    return new PixelLinearModel(k, model, confusion);
+    return new PixelLinearModel(k, model, logits, confusion);
   }
 
   /** For each token, what its window's pixels add to each class's score (row-major tokens × k). */
@@ -565,7 +620,7 @@ class PixelLinearModel {
   /** Class scores of image i without the window of row r of `removal` into `out`; returns the argmax. */
   scoresWithout(i: number, removal: Float64Array, r: number, out: Float64Array): number {
     const k = this.k;
-    const logits = this.model.logits;
+    const logits = this.logits;
     let best = 0;
     for (let j = 0; j < k; j++) {
       out[j] = (logits[i * k + j] as number) - (removal[r * k + j] as number);
@@ -574,15 +629,154 @@ class PixelLinearModel {
     return best;
   }
 
+  /**
+   * Class scores of image i with the given pixels at their average (`bits`: the image's binarized
+   * pixels) into `out`; returns the argmax.
+   */
+  scoresWithoutPixels(i: number, pixels: readonly number[], bits: Uint8Array, out: Float64Array): number {
+    const k = this.k;
+    let best = 0;
+    for (let j = 0; j < k; j++) {
+      let v = this.logits[i * k + j] as number;
+      for (const p of pixels) v -= this.model.contribution(p, bits[p] as number, j);
+      out[j] = v;
+      if (v > (out[best] as number)) best = j;
+    }
+    return best;
+  }
+
   /** The class image i is taken for, whole. */
   predict(i: number): number {
-    return argmax(this.model.logits.subarray(i * this.k, (i + 1) * this.k));
+    return argmax(this.logits.subarray(i * this.k, (i + 1) * this.k));
   }
 
   /** P(label j | taken for c, p(j) below the bar), over all labeled images. */
   labelGiven(j: number, c: number): number {
     return this.confusion[c * this.k + j] as number;
   }
+}
+
+/** Which carriers of a trigger are flagged, and why. */
+interface CarrierVerdict {
+  flagged: number[];
+  /** Per judged carrier: what the content model takes it for without the pattern, and p(target). */
+  seen: Map<number, { looksLike: number; labelProbability: number }>;
+  summary: Record<string, unknown>;
+}
+
+// Bins of q = p(target | image without the pattern's pixels) for the two reference densities.
+const Q_EDGES = [0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
+// A region pixel belongs to the pattern when this share of the lead window's mismatched carriers agree on it.
+const PATTERN_AGREEMENT = 0.95;
+
+/**
+ * Which images carrying a trigger were put in its label by it. The test above counts only the
+ * carriers the content model confidently takes for another class (below `maxLabelProbability`):
+ * that keeps the test specific, but a weak pixel model leaves about one poisoned carrier in ten
+ * between that bar and certainty, and an image that truly is of the target class and happens to
+ * hold the pattern (a bag with a bright corner) sometimes falls below it. So each carrier is judged
+ * again, by Bayes' rule on q — what the content model gives the target once the pattern's pixels
+ * (those the trigger's mismatched carriers agree on, in its region: the whole pattern, not one
+ * window of it) are set to their average. A natural carrier's q is distributed like that of the
+ * other images labeled the target with the same pixels left out; a poisoned one's like that of the
+ * images of other classes (where it was taken from). The share of poisoned carriers is fitted by EM
+ * on the carriers' q, and a carrier is flagged where, going up from the lowest q, the posterior
+ * that it was poisoned stays above `minCarrierPosterior`.
+ */
+function judgeCarriers(
+  t: Trigger,
+  table: ScanTable,
+  windows: Windows,
+  content: PixelLinearModel,
+  minPosterior: number,
+): CarrierVerdict {
+  const n = table.ids.length;
+  const k = table.classes.length;
+  const lead = t.members[0] as Candidate;
+  const leadCells = windows.cells(lead.token);
+  // The pattern: the lead window's pixels, and the region's pixels its mismatched carriers share.
+  const width = windows.imageWidth;
+  const onCount = new Int32Array(t.width * t.height);
+  for (const d of t.docs) {
+    const bits = windows.binarize(pixelsOf(table, d));
+    for (let dy = 0; dy < t.height; dy++)
+      for (let dx = 0; dx < t.width; dx++)
+        onCount[dy * t.width + dx] =
+          (onCount[dy * t.width + dx] as number) + (bits[(t.y + dy) * width + t.x + dx] as number);
+  }
+  const pattern = new Set(leadCells.map((c) => c.pixel));
+  for (let dy = 0; dy < t.height; dy++)
+    for (let dx = 0; dx < t.width; dx++) {
+      const share = (onCount[dy * t.width + dx] as number) / Math.max(1, t.docs.length);
+      if (share >= PATTERN_AGREEMENT || share <= 1 - PATTERN_AGREEMENT)
+        pattern.add((t.y + dy) * width + t.x + dx);
+    }
+  const pixels = [...pattern].sort((a, b) => a - b);
+
+  // q for every labeled image; carriers are the labeled-target images holding the lead window.
+  const bins = Q_EDGES.length + 1;
+  const binOf = (q: number): number => {
+    let b = 0;
+    while (b < Q_EDGES.length && q >= (Q_EDGES[b] as number)) b++;
+    return b;
+  };
+  const natural = new Float64Array(bins).fill(0.5);
+  const other = new Float64Array(bins).fill(0.5);
+  const carriers: { i: number; q: number; bin: number; looksLike: number }[] = [];
+  const z = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    const y = table.labels[i] as number;
+    if (y < 0) continue;
+    const bits = windows.binarize(pixelsOf(table, i));
+    const best = content.scoresWithoutPixels(i, pixels, bits, z);
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += Math.exp((z[j] as number) - (z[best] as number));
+    const q = Math.exp((z[t.target] as number) - (z[best] as number)) / sum;
+    const bin = binOf(q);
+    if (y !== t.target) other[bin] = (other[bin] as number) + 1;
+    else if (leadCells.every((c) => (bits[c.pixel] === 1) === c.on))
+      carriers.push({ i, q, bin, looksLike: best });
+    else natural[bin] = (natural[bin] as number) + 1;
+  }
+  const normalize = (h: Float64Array): void => {
+    const total = h.reduce((a, b) => a + b, 0);
+    for (let b = 0; b < bins; b++) h[b] = (h[b] as number) / total;
+  };
+  normalize(natural);
+  normalize(other);
+  // EM for the poisoned share among the carriers.
+  let share = Math.min(0.99, Math.max(0.01, t.docs.length / Math.max(1, carriers.length)));
+  const posterior = (bin: number, pi: number): number => {
+    const a = pi * (other[bin] as number);
+    return a / (a + (1 - pi) * (natural[bin] as number));
+  };
+  for (let iter = 0; iter < 200 && carriers.length > 0; iter++) {
+    let sum = 0;
+    for (const c of carriers) sum += posterior(c.bin, share);
+    const next = Math.min(0.999, Math.max(0.001, sum / carriers.length));
+    if (Math.abs(next - share) < 1e-6) break;
+    share = next;
+  }
+  let flagBins = 0;
+  while (flagBins < bins && posterior(flagBins, share) > minPosterior) flagBins++;
+  const flagged: number[] = [];
+  const seen = new Map<number, { looksLike: number; labelProbability: number }>();
+  for (const c of carriers) {
+    seen.set(c.i, { looksLike: c.looksLike, labelProbability: c.q });
+    if (c.bin < flagBins) flagged.push(c.i);
+  }
+  return {
+    flagged,
+    seen,
+    summary: {
+      labeled: carriers.length,
+      flagged: flagged.length,
+      patternPixels: pixels.length,
+      poisonedShare: round(share),
+      // Carriers whose q (p(target) without the pattern) is below this are flagged.
+      flaggedBelow: flagBins === 0 ? 0 : flagBins > Q_EDGES.length ? 1 : Q_EDGES[flagBins - 1],
+    },
+  };
 }
 
 function emptyResult(scores: Float64Array, flagged: Uint8Array, warnings: string[]): DetectorResult {

@@ -3,7 +3,7 @@
 // each reads the table and returns per-sample scores plus findings — and per-sample or
 // per-source risk is combined from their results by the ensemble, never by one detector
 // reaching into another (DESIGN.md).
-import type { ImageTensor } from "../data/sample.js";
+import type { ImageSketches } from "../data/image-sketch.js";
 import type { Finding } from "../ledger/types.js";
 
 /** One annotation of one sample by one annotator, labels as class indices. */
@@ -29,8 +29,12 @@ export interface ScanTable {
   sources?: (string | null)[];
   /** Several annotations per sample (crowd or contractor labels), when the data has them. */
   annotations?: ScanAnnotation[][];
-  /** The images (H×W×C in [0, 1]), for image datasets; undefined for a sample without one. */
-  images?: readonly (ImageTensor | undefined)[];
+  /**
+   * The images, for image datasets: every sample's image shape, and its 8-bit pixels where the
+   * scan kept them (data/image-sketch.ts: small images always; larger ones only when the scan's
+   * own pixel models need them, then possibly reduced).
+   */
+  images?: ImageSketches;
   /** Raw text, for text datasets. */
   texts?: string[];
   /** Dense representation, row-major n × featureDims: penultimate-layer activations of a model. */

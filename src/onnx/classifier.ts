@@ -417,6 +417,22 @@ function finalOpName(output: string, producers: Producers): string {
 }
 
 /**
+ * The caller's classes for a classifier opened without them (a dataset whose class list only a
+ * full read tells, while the model already ran): the width check and the matching by name that
+ * `classes` gets at open. Returns, for each class, the output column holding it (null: the
+ * columns are already in the caller's order); what the user must know goes to `model.warnings`.
+ */
+export function matchClasses(model: OnnxClassifier, classes: readonly string[]): number[] | null {
+  if (model.numClasses !== classes.length)
+    throw new AntidoteError(
+      "MODEL_FORMAT",
+      `${model.file.path}: model output '${model.outputName}' has ${model.numClasses} classes, the dataset has ` +
+        `${classes.length} (${shortList(classes)}).`,
+    );
+  return classColumns(model.modelClasses, classes, model.warnings);
+}
+
+/**
  * How the model's output columns map to the caller's classes: by name when the model's metadata
  * names the same classes in another order (a dataset read with its labels sorted, say), else by
  * position — with a warning when the names disagree or the model names none.

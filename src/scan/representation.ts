@@ -10,8 +10,9 @@ import { gunzipSync } from "node:zlib";
 import { parse } from "csv-parse/sync";
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
-import { memoryDataset } from "../data/memory.js";
-import type { ImageTensor, Sample } from "../data/sample.js";
+import type { Dataset } from "../data/dataset.js";
+import { PROXY_IMAGES, type ImageShape, type ImageSketches } from "../data/image-sketch.js";
+import type { Sample } from "../data/sample.js";
 import { cnnOutOfSampleProbs, cnnProxyUnsupported } from "../detect/proxy-image-cnn.js";
 import type { Reclassifier } from "../detect/exclusion-check.js";
 import { imageProbabilitiesWithout, imageProxyFeatures } from "../detect/proxy-image.js";
@@ -19,11 +20,12 @@ import { NEIGHBOURS, neighbourLabelProbs } from "../detect/neighbour-labels.js";
 import { outOfSampleProbs } from "../detect/proxy-linear.js";
 import type { ScanTable } from "../detect/types.js";
 import { featurizeText } from "../features/featurize.js";
-import { openOnnxClassifier } from "../onnx/classifier.js";
-import { imageBatch } from "../onnx/input.js";
 import { readOnnxModel } from "../onnx/model-file.js";
-import { SHIFTED_VIEWS, shiftedImage } from "../onnx/shifted-views.js";
 import { parsePythonLiteral } from "../robust/npy.js";
+import type { ModelOutputs, ModelRunOptions, ModelRunSummary } from "./model-run.js";
+import { InputCollector, type RepresentationInput } from "./read.js";
+
+export type { ModelRunSummary } from "./model-run.js";
 
 /** A numeric matrix read from a user's file, with the ids and column names the file carried. */
 export interface UserMatrix {
@@ -52,6 +54,8 @@ export interface RepresentationOptions {
   inputShape?: number[];
   /** `--output`: the model output holding the class scores, when it has several. */
   output?: string;
+  /** Samples per model inference batch (see ModelRunOptions.batchSize). */
+  batchSize?: number;
   /**
    * Average the model's probabilities over the image and its four one-pixel shifts (default
    * true; `--no-shifted-views`): five inferences per image for probabilities that lean less on
@@ -101,21 +105,6 @@ export interface RepresentationSummary {
   seconds: number;
 }
 
-export interface ModelRunSummary {
-  path: string;
-  /** sha256 of the model file. */
-  digest: string;
-  input: { name: string; shape: number[] };
-  output: string;
-  outputIsProbabilities: boolean;
-  /** The tensor read as penultimate features, or null when the model has none we can find. */
-  penultimate: string | null;
-  samples: number;
-  imagesPerSecond: number;
-  /** Inputs run per sample: the image, and its one-pixel shifts unless `shiftedViews` is false. */
-  views: number;
-}
-
 export interface Representation {
   probs?: Float32Array;
   features?: Float32Array;
@@ -160,19 +149,24 @@ export const PROBE_TRAIN_ROWS = 20_000;
 export const SMALL_CLASS = 10;
 
 /**
- * Build the representation for `table` (built from `samples`, same order): the user's files when
- * given, else proxies. Text → hashed word TF-IDF and k-fold logistic regression; tabular
- * features → k-fold logistic regression on them (the features are the representation); images →
- * the average of a one-hidden-layer MLP's and a small CNN's k-fold probabilities on pixels, and
- * the MLP's hidden-layer features from one model trained on everything, for the feature-space
- * detectors (`imageProxy: "mlp"`: the MLP alone).
+ * Build the representation for `table`: the user's files when given, else proxies. Text → hashed
+ * word TF-IDF and k-fold logistic regression; tabular features → k-fold logistic regression on
+ * them (the features are the representation); images → the average of a one-hidden-layer MLP's
+ * and a small CNN's k-fold probabilities on the table's pixels, and the MLP's hidden-layer
+ * features from one model trained on everything, for the feature-space detectors
+ * (`imageProxy: "mlp"`: the MLP alone). `input` is what the scan's read gathered beside the table
+ * (the model's outputs, tabular features: scan/read.ts), or the samples the table was built from
+ * (same order), from which it is gathered here.
  */
 export async function buildRepresentation(
   table: ScanTable,
-  samples: readonly Sample[],
+  input: readonly Sample[] | RepresentationInput,
   options: RepresentationOptions = {},
 ): Promise<Representation> {
   const started = performance.now();
+  const given = Array.isArray(input)
+    ? await inputFromSamples(table, input as readonly Sample[], options)
+    : (input as RepresentationInput);
   const warnings: string[] = [];
   const n = table.ids.length;
   const C = table.classes.length;
@@ -192,12 +186,14 @@ export async function buildRepresentation(
 
   let model: ModelOutputs | undefined;
   if (options.model !== undefined) {
-    if (options.features !== undefined && options.predProbs !== undefined) {
+    if (modelSuperseded(options)) {
       warnings.push(
         `--model ${options.model} was not run: --features and --pred-probs give everything it would.`,
       );
     } else {
-      model = await runModel(options.model, table, samples, options, warnings);
+      model = given.model;
+      if (model === undefined) throw new AntidoteError("INTERNAL", `--model ${options.model} was not run`);
+      warnings.push(...model.warnings);
       rep.summary.model = model.summary;
     }
   }
@@ -337,7 +333,7 @@ export async function buildRepresentation(
       accuracy: round(probe.accuracy),
     };
   } else {
-    const proxy = await proxyProbabilities(table, samples, options, warnings);
+    const proxy = await proxyProbabilities(table, given, options, warnings);
     if (proxy !== null) {
       rep.probs = proxy.probs;
       rep.summary.probabilities = { kind: proxy.kind, from: proxy.from, accuracy: round(proxy.accuracy) };
@@ -351,147 +347,74 @@ export async function buildRepresentation(
       warnings.push("the samples have no text, image or tabular features to build a proxy model from.");
     }
   }
-  const reclassifier = imageReclassifier(table, samples, options.seed ?? 0);
+  const reclassifier = imageReclassifier(table, options.seed ?? 0);
   if (reclassifier !== null) rep.reclassifier = reclassifier;
   rep.summary.seconds = round((performance.now() - started) / 1000);
   return rep;
 }
 
 /**
- * The exclusion check's model for image datasets: the proxy MLP on pixels, whatever gave the
- * features (the user's model cannot be retrained here). Null for other content or mixed image
- * shapes. The pixels are gathered only when the check runs.
+ * The exclusion check's model for image datasets: the proxy MLP on the table's pixels, whatever
+ * gave the features (the user's model cannot be retrained here). Null for other content, mixed
+ * image sizes, or images whose pixels the scan did not keep (larger than 32×32 with a model).
+ * The pixels are unpacked only when the check runs.
  */
 function imageReclassifier(
   table: ScanTable,
-  samples: readonly Sample[],
   seed: number,
 ): { from: string; reclassify: Reclassifier } | null {
-  const first = samples[0]?.image;
-  if (first === undefined || table.classes.length < 2) return null;
-  const size = first.data.length;
-  if (samples.some((s) => s.image?.data.length !== size)) return null;
+  const images = table.images;
+  const first = images?.keptShape(0);
+  if (images === undefined || first === undefined || table.classes.length < 2) return null;
+  const size = first.height * first.width * first.channels;
+  for (let i = 0; i < images.length; i++) if (images.pixels(i)?.length !== size) return null;
   return {
     from: "the proxy MLP on pixels (one model, at most 12k training samples)",
     reclassify: (excluded) => {
-      const { data } = denseRows(samples, (s) => s.image?.data, "image");
+      const { data } = pixelRows(table);
       return imageProbabilitiesWithout(data, table.labels, table.classes.length, excluded, { seed });
     },
   };
 }
 
-interface ModelOutputs {
-  /** [n × classes] in the table's class order, averaged over the views; undefined when the dataset has no class list. */
-  probs?: Float32Array;
-  /** The same for the images alone (the model's accuracy is stated from these). */
-  ownProbs?: Float32Array;
-  probsFrom: string;
-  features?: { data: Float32Array; dims: number; from: string };
-  summary: ModelRunSummary;
+/** Whether the user's files make their model redundant (it is then not run). */
+export function modelSuperseded(options: Pick<RepresentationOptions, "features" | "predProbs">): boolean {
+  return options.features !== undefined && options.predProbs !== undefined;
 }
 
-// Samples per imageBatch: bounds the float copy of the images (1,024 × 3×224×224 ≈ 600 MB would
-// be too many for large inputs, so the chunk shrinks with the input size).
-const MODEL_CHUNK_VALUES = 16 * 1024 * 1024;
-
-/** Run the user's ONNX image classifier over every sample, in chunks, with progress. */
-async function runModel(
-  path: string,
+// The scan's read gathers the input while it streams (scan/read.ts); a caller with the samples in
+// memory gets the same from them here.
+async function inputFromSamples(
   table: ScanTable,
   samples: readonly Sample[],
   options: RepresentationOptions,
-  warnings: string[],
-): Promise<ModelOutputs> {
-  const imageless = samples.find((s) => s.image === undefined);
-  if (imageless !== undefined)
-    throw new AntidoteError(
-      "USAGE",
-      `--model ${path}: sample "${imageless.id}" has no image; --model runs image classifiers only. For a ` +
-        "text or tabular model, pass its penultimate features with --features and its probabilities with --pred-probs.",
-    );
-  options.onStage?.(`model ${path}`);
-  const C = table.classes.length;
-  const model = await openOnnxClassifier(path, {
-    ...(options.inputShape !== undefined ? { inputShape: options.inputShape } : {}),
-    ...(options.output !== undefined ? { output: options.output } : {}),
-    ...(C >= 2 ? { classes: table.classes } : {}),
+): Promise<RepresentationInput> {
+  const collector = new InputCollector({
+    tabular: true,
+    expected: samples.length,
+    ...(options.model !== undefined && !modelSuperseded(options)
+      ? { model: { ...modelRunOptions(options), path: options.model, classes: table.classes } }
+      : {}),
   });
   try {
-    warnings.push(...model.warnings.map((w) => `--model ${path}: ${w}`));
-    const n = samples.length;
-    const K = model.numClasses;
-    const F = model.penultimate?.dims ?? 0;
-    const rowSize = model.inputShape.reduce((a, b) => a * b, 1);
-    const chunk = Math.max(1, Math.min(1024, Math.floor(MODEL_CHUNK_VALUES / rowSize)));
-    const buffer = new Float32Array(Math.min(chunk, n) * rowSize);
-    const probs = new Float32Array(n * K);
-    const ownProbs = new Float32Array(n * K);
-    const features = model.penultimate === null ? null : new Float32Array(n * F);
-    options.onStage?.("model inference (ONNX Runtime)");
-    const started = performance.now();
-    const views = options.shiftedViews === false ? SHIFTED_VIEWS.slice(0, 1) : SHIFTED_VIEWS;
-    for (let start = 0; start < n; start += chunk) {
-      const batch = samples.slice(start, start + chunk);
-      const out = await model.run(imageBatch(batch, model.inputShape, buffer), batch.length);
-      ownProbs.set(out.probs, start * K);
-      const sum = Float32Array.from(out.probs);
-      if (features !== null && out.features !== null) features.set(out.features, start * F);
-      // The features stay the image's own: the feature-space detectors look for a trigger's
-      // exact pixels, which a shifted view would blur.
-      for (const [dx, dy] of views.slice(1)) {
-        const shifted = batch.map((s) => ({ ...s, image: shiftedImage(s.image as ImageTensor, dx, dy) }));
-        const view = await model.run(imageBatch(shifted, model.inputShape, buffer), batch.length);
-        for (let v = 0; v < sum.length; v++) sum[v] = (sum[v] as number) + (view.probs[v] as number);
-      }
-      for (let v = 0; v < sum.length; v++) sum[v] = (sum[v] as number) / views.length;
-      probs.set(sum, start * K);
-      options.onProgress?.(start + batch.length, n);
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const summary: ModelRunSummary = {
-      path,
-      digest: model.digest,
-      input: { name: model.inputName, shape: model.inputShape },
-      output: model.outputName,
-      outputIsProbabilities: model.outputIsProbabilities,
-      penultimate: model.penultimate?.name ?? null,
-      samples: n,
-      imagesPerSecond: Math.round(n / Math.max(seconds, 1e-6)),
-      views: views.length,
-    };
-    const result: ModelOutputs = {
-      probsFrom:
-        `model ${path}: output '${model.outputName}'` +
-        (model.outputIsProbabilities ? " (its softmax)" : " (softmax of its logits)") +
-        (views.length > 1 ? `, averaged over the image and ${views.length - 1} one-pixel shifts of it` : "") +
-        ", in-sample for the samples it was trained on",
-      summary,
-    };
-    if (C >= 2) {
-      result.probs = probs;
-      result.ownProbs = ownProbs;
-    }
-    if (features !== null && model.penultimate !== null) {
-      if (!features.every(Number.isFinite))
-        throw new AntidoteError(
-          "MODEL_FORMAT",
-          `${path}: the penultimate layer '${model.penultimate.name}' produced non-finite values.`,
-        );
-      result.features = {
-        data: features,
-        dims: F,
-        from: `model ${path}: penultimate layer '${model.penultimate.name}' (the input of its final Gemm/MatMul)`,
-      };
-    }
-    if (!probs.every(Number.isFinite))
-      throw new AntidoteError(
-        "MODEL_FORMAT",
-        `${path}: output '${model.outputName}' produced non-finite values.`,
-      );
-    return result;
+    for (const s of samples) await collector.add(s);
+    return await collector.finish(table.classes);
   } finally {
-    await model.close();
+    await collector.close();
   }
+}
+
+/** The model options of the representation's. */
+export function modelRunOptions(
+  options: RepresentationOptions,
+): Omit<ModelRunOptions, "classes" | "expected"> {
+  return {
+    ...(options.inputShape !== undefined ? { inputShape: options.inputShape } : {}),
+    ...(options.output !== undefined ? { output: options.output } : {}),
+    ...(options.shiftedViews !== undefined ? { shiftedViews: options.shiftedViews } : {}),
+    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+  };
 }
 
 interface Proxy {
@@ -504,17 +427,23 @@ interface Proxy {
 
 async function proxyProbabilities(
   table: ScanTable,
-  samples: readonly Sample[],
+  input: RepresentationInput,
   options: RepresentationOptions,
   warnings: string[],
 ): Promise<Proxy | null> {
   const seed = options.seed ?? 0;
   const C = table.classes.length;
-  const first = samples[0];
-  if (first === undefined) return null;
-  if (first.image !== undefined) {
+  if (table.ids.length === 0) return null;
+  const first = table.images?.shape(0);
+  if (first !== undefined) {
     options.onStage?.("proxy model (MLP on pixels)");
-    const { data } = denseRows(samples, (s) => s.image?.data, "image");
+    const { data, shape } = pixelRows(table);
+    if (shape.height !== first.height || shape.width !== first.width)
+      warnings.push(
+        `the image proxy models read the images box-filtered from ${first.height}×${first.width}×${first.channels} ` +
+          `to ${shape.height}×${shape.width}×${shape.channels} (at most ${PROXY_IMAGES.maxValues} values, what the CNN ` +
+          "trains on in reasonable time on a CPU); pass your model (--model) for a representation at full size.",
+      );
     const r = imageProxyFeatures(data, table.labels, C, { seed, featureModels: IMAGE_FEATURE_MODELS });
     if (r.probs === null) throw new AntidoteError("INTERNAL", "the image proxy returned no probabilities");
     const features = {
@@ -532,16 +461,16 @@ async function proxyProbabilities(
     };
     if (options.imageProxy === "mlp") return mlpOnly;
     // The CNN joins only where it can: one image shape for all, small enough to train on a CPU.
-    const shape = { height: first.image.height, width: first.image.width, channels: first.image.channels };
-    const odd = samples.find(
-      (s) =>
-        s.image?.height !== shape.height ||
-        s.image.width !== shape.width ||
-        s.image.channels !== shape.channels,
-    );
+    const images = table.images as ImageSketches;
+    let odd: number | undefined;
+    for (let i = 0; i < images.length && odd === undefined; i++) {
+      const s = images.keptShape(i);
+      if (s?.height !== shape.height || s.width !== shape.width || s.channels !== shape.channels) odd = i;
+    }
+    const oddShape = odd === undefined ? undefined : images.keptShape(odd);
     const why =
       odd !== undefined
-        ? `sample "${odd.id}" is ${odd.image?.height}×${odd.image?.width}×${odd.image?.channels}, the first ${shape.height}×${shape.width}×${shape.channels}`
+        ? `sample "${table.ids[odd]}" is ${oddShape?.height}×${oddShape?.width}×${oddShape?.channels}, the first ${shape.height}×${shape.width}×${shape.channels}`
         : cnnProxyUnsupported(shape);
     if (why !== null) {
       warnings.push(
@@ -575,7 +504,12 @@ async function proxyProbabilities(
   }
   if (table.texts !== undefined) {
     options.onStage?.("featurizing text");
-    const rows = await featurizeText(memoryDataset(samples), { charNgrams: false, seed });
+    if (input.textless !== undefined)
+      throw new AntidoteError(
+        "USAGE",
+        `sample "${input.textless}" has no text; text features need a text column`,
+      );
+    const rows = await featurizeText(textDataset(table, table.texts), { charNgrams: false, seed });
     options.onStage?.("proxy model (logistic regression on TF-IDF)");
     const r = outOfSampleProbs(rows, table.labels, C, { seed });
     return {
@@ -585,10 +519,17 @@ async function proxyProbabilities(
       from: "proxy: 5-fold logistic regression on hashed word TF-IDF (unigrams + bigrams)",
     };
   }
-  if (first.features !== undefined) {
+  const tabular = input.tabular;
+  if (tabular !== undefined) {
     options.onStage?.("proxy model (logistic regression on tabular features)");
-    const { data, dims } = denseRows(samples, (s) => s.features, "tabular features");
-    const r = outOfSampleProbs({ rows: samples.length, cols: dims, data }, table.labels, C, { seed });
+    if ("mismatch" in tabular)
+      throw new AntidoteError(
+        "ROW_MALFORMED",
+        `sample "${tabular.mismatch.id}": its tabular features have ${tabular.mismatch.values} values, the first ` +
+          `sample's ${tabular.mismatch.dims}; the proxy model needs one shape for all samples.`,
+      );
+    const { data, dims } = tabular;
+    const r = outOfSampleProbs({ rows: table.ids.length, cols: dims, data }, table.labels, C, { seed });
     return {
       probs: r.probs,
       accuracy: r.accuracy,
@@ -600,24 +541,58 @@ async function proxyProbabilities(
   return null;
 }
 
-function denseRows(
-  samples: readonly Sample[],
-  get: (s: Sample) => Float32Array | undefined,
-  what: string,
-): { data: Float32Array; dims: number } {
-  const dims = get(samples[0] as Sample)?.length ?? 0;
-  const data = new Float32Array(samples.length * dims);
-  samples.forEach((s, i) => {
-    const row = get(s);
+/**
+ * The table's kept pixels as one n × values matrix in [0, 1] (an 8-bit pixel b reads as b / 255,
+ * as a Float32 image of it does): what the pixel proxies train on. Every sample needs pixels of
+ * the first one's size.
+ */
+function pixelRows(table: ScanTable): { data: Float32Array; shape: ImageShape } {
+  const images = table.images;
+  const shape = images?.keptShape(0);
+  if (images === undefined || shape === undefined)
+    throw new AntidoteError("INTERNAL", "the image proxy needs the table's pixels");
+  const dims = shape.height * shape.width * shape.channels;
+  const n = table.ids.length;
+  const data = new Float32Array(n * dims);
+  for (let i = 0; i < n; i++) {
+    const row = images.pixels(i);
     if (row === undefined || row.length !== dims)
       throw new AntidoteError(
         "ROW_MALFORMED",
-        `sample "${s.id}": its ${what} have ${row?.length ?? 0} values, the first sample's ${dims}; ` +
+        `sample "${table.ids[i]}": its image have ${row?.length ?? 0} values, the first sample's ${dims}; ` +
           "the proxy model needs one shape for all samples.",
       );
-    data.set(row, i * dims);
+    const base = i * dims;
+    for (let k = 0; k < dims; k++) data[base + k] = (row[k] as number) / 255;
+  }
+  return { data, shape };
+}
+
+// The table's texts as a dataset for the text featurizer (which reads only ids and texts).
+function textDataset(table: ScanTable, texts: readonly string[]): Dataset {
+  const sampleAt = (i: number): Sample => ({
+    id: table.ids[i] as string,
+    digest: table.digests[i] as string,
+    label: null,
+    text: texts[i],
+    source: null,
+    annotations: [],
+    metadata: {},
   });
-  return { data, dims };
+  return {
+    info: { format: "jsonl", path: "(scan table)", count: texts.length },
+    samples() {
+      let i = 0;
+      return {
+        [Symbol.asyncIterator]: () => ({
+          next: () =>
+            Promise.resolve<IteratorResult<Sample>>(
+              i < texts.length ? { value: sampleAt(i++), done: false } : { value: undefined, done: true },
+            ),
+        }),
+      };
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
-// `scanDataset`: the pipeline behind `antidote scan`. Read the samples once into a ScanTable,
-// build what the detectors need (the user's features and probabilities, or proxies), run every
-// registered detector that applies (the others are reported as skipped, with why), combine
-// their results into one risk per sample with per-class, per-source and per-annotator
-// aggregates, and, given a ledger, record the findings in one append. The input is only read.
+// `scanDataset`: the pipeline behind `antidote scan`. Stream the samples once into a ScanTable —
+// with the user's model, through ONNX Runtime batch by batch as they are read, so that no image
+// outlives its batch (scan/read.ts) — build what the detectors need (the user's features and
+// probabilities, or proxies), run every registered detector that applies (the others are
+// reported as skipped, with why), combine their results into one risk per sample with
+// per-class, per-source and per-annotator aggregates, and, given a ledger, record the findings
+// in one append. A second pass reads only the flagged images shown as thumbnails. The input is
+// only read.
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import type { Dataset } from "../data/dataset.js";
-import { encodePng } from "../data/image-codec.js";
-import { imageToBytes, type ImageTensor, type JsonValue, type Sample } from "../data/sample.js";
+import { PROXY_IMAGES, SMALL_IMAGES_ONLY } from "../data/image-sketch.js";
+import type { JsonValue } from "../data/sample.js";
 import { confidentLearning } from "../detect/confident-learning.js";
 import { dawidSkene } from "../detect/dawid-skene.js";
 import { nearDuplicates } from "../detect/near-duplicates.js";
-import { scanTableFromSamples } from "../detect/table.js";
 import { triggerPatches } from "../detect/trigger-patches.js";
 import { triggerTokens } from "../detect/trigger-tokens.js";
 import type { Detector, DetectorResult, ScanTable } from "../detect/types.js";
@@ -26,13 +28,19 @@ import {
   type ExclusionCheckSummary,
 } from "../detect/exclusion-check.js";
 import { combineResults, type EnsembleOptions, type EnsembleResult } from "./ensemble.js";
+import { buildPreviews, type SamplePreview } from "./previews.js";
+import { readForScan } from "./read.js";
 import {
   buildRepresentation,
   checkModelFile,
   IMAGE_PROXIES,
+  modelRunOptions,
+  modelSuperseded,
   type Representation,
   type RepresentationSummary,
 } from "./representation.js";
+
+export type { SamplePreview } from "./previews.js";
 import { spectre } from "../detect/spectre.js";
 import { spectralSignature } from "../detect/spectral-signature.js";
 import { activationClustering } from "../detect/activation-clustering.js";
@@ -142,6 +150,11 @@ export const scanOptionsSchema = z.object({
   imageProxy: z.enum(IMAGE_PROXIES).default(IMAGE_PROXIES[0]),
   /** Flagged samples given a preview (image thumbnail or text excerpt) for the HTML report. */
   previews: z.number().int().min(0).max(100_000).default(500),
+  /**
+   * Samples per model inference batch: with a model, the most samples the scan holds at once
+   * (default: 1,024, fewer for large inputs so that a batch is at most 16M values).
+   */
+  batchSize: z.number().int().min(1).max(65_536).optional(),
 });
 
 export interface ScanOptions extends z.input<typeof scanOptionsSchema> {
@@ -154,7 +167,10 @@ export interface ScanOptions extends z.input<typeof scanOptionsSchema> {
   onStage?: (stage: string) => void;
   /** Called with the number of samples read so far. */
   onSample?: (count: number) => void;
-  /** Progress of model inference over the samples: done of total. */
+  /**
+   * Progress of model inference over the samples, which runs as they are read: done of total
+   * (DatasetInfo.count when the format tells it up front, else the samples read so far).
+   */
   onProgress?: (done: number, total: number) => void;
   /** Defaults to the registry; tests and library users may pass their own list. */
   registry?: readonly RegisteredDetector[];
@@ -164,20 +180,6 @@ export interface StageTiming {
   stage: string;
   seconds: number;
 }
-
-/** A flagged sample's content, for the HTML report. */
-export type SamplePreview =
-  | {
-      kind: "text";
-      /** The excerpt shown, and where it starts in the text. */
-      excerpt: string;
-      start: number;
-      truncatedBefore: boolean;
-      truncatedAfter: boolean;
-      /** Spans to highlight, relative to the excerpt. */
-      highlights: { start: number; end: number; label: string }[];
-    }
-  | { kind: "image"; pngBase64: string; width: number; height: number };
 
 export interface ScanReport {
   dataset: {
@@ -220,7 +222,13 @@ export interface ScanReport {
   warnings: string[];
 }
 
-/** Scan a dataset for poisoning. Reads it once; never writes to it. */
+/**
+ * Scan a dataset for poisoning. Reads it once, holding at most one batch of samples at a time
+ * (`batchSize`, with a model), and a second time for the flagged images it shows; never writes to
+ * it. What it keeps per sample: ids, digests, labels, sources, annotations and texts; the model's
+ * features and probabilities; images' 8-bit pixels only where the scan's own pixel models or
+ * trigger-patches read them (data/image-sketch.ts).
+ */
 export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): Promise<ScanReport> {
   const opts = parseOptions(scanOptionsSchema, options, "scan options");
   const registry = options.registry ?? DETECTORS;
@@ -237,34 +245,49 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   // Before reading anything: a missing or broken model fails at once.
   if (opts.model !== undefined) checkModelFile(opts.model);
 
-  const samples = await stage("read", async () => {
-    const out: Sample[] = [];
-    for await (const s of dataset.samples()) {
-      out.push(s);
-      if (out.length % 500 === 0) options.onSample?.(out.length);
-    }
-    options.onSample?.(out.length);
-    return out;
-  });
-  if (samples.length === 0)
+  const representationOptions = {
+    features: opts.features,
+    predProbs: opts.predProbs,
+    model: opts.model,
+    inputShape: opts.inputShape,
+    output: opts.output,
+    shiftedViews: opts.shiftedViews,
+    batchSize: opts.batchSize,
+    seed: opts.seed,
+    imageProxy: opts.imageProxy,
+    onStage: options.onStage,
+    onProgress: options.onProgress,
+  };
+  // The scan's own pixel models need every image; with the user's representation only the small
+  // images trigger-patches and the exclusion check read are kept (data/image-sketch.ts).
+  const userRepresentation =
+    opts.model !== undefined || opts.features !== undefined || opts.predProbs !== undefined;
+  const runModel = opts.model !== undefined && !modelSuperseded(opts);
+  const read = await stage("read", () =>
+    readForScan(dataset, {
+      images: userRepresentation ? SMALL_IMAGES_ONLY : PROXY_IMAGES,
+      tabular: !userRepresentation,
+      ...(runModel
+        ? {
+            model: {
+              ...modelRunOptions(representationOptions),
+              path: opts.model as string,
+              ...(dataset.info.classes !== undefined ? { classes: dataset.info.classes } : {}),
+            },
+          }
+        : {}),
+      ...(options.onSample !== undefined ? { onSample: options.onSample } : {}),
+    }),
+  );
+  const { table } = read;
+  const n = table.ids.length;
+  if (n === 0)
     throw new AntidoteError("INPUT_FORMAT", `${dataset.info.path}: the dataset has no samples to scan.`);
-  const table = await stage("table", () => scanTableFromSamples(samples, { classes: dataset.info.classes }));
   // Annotations only, no label column: the detectors read the annotators' consensus.
   const labelOrigin = await stage("consensus labels", () => labelsFromAnnotations(table));
 
   const representation = await stage("representation", () =>
-    buildRepresentation(table, samples, {
-      features: opts.features,
-      predProbs: opts.predProbs,
-      model: opts.model,
-      inputShape: opts.inputShape,
-      output: opts.output,
-      shiftedViews: opts.shiftedViews,
-      seed: opts.seed,
-      imageProxy: opts.imageProxy,
-      onStage: options.onStage,
-      onProgress: options.onProgress,
-    }),
+    buildRepresentation(table, read.input, representationOptions),
   );
   if (representation.probs !== undefined) table.probs = representation.probs;
   if (representation.features !== undefined) {
@@ -312,18 +335,21 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
     }),
   );
   const evidence = sampleEvidence(table, results, ensemble.flagged);
-  const previews = await stage("previews", () => buildPreviews(samples, ensemble, evidence, opts.previews));
+  const previewWarnings: string[] = [];
+  const previews = await stage("previews", () =>
+    buildPreviews(dataset, table, ensemble, evidence, opts.previews, previewWarnings),
+  );
   const root = merkleRoot([...new Set(table.digests)].sort());
 
   const report: ScanReport = {
     dataset: {
       path: dataset.info.path,
       format: dataset.info.format,
-      samples: samples.length,
+      samples: n,
       labeled: table.labels.reduce((a, y) => a + (y >= 0 ? 1 : 0), 0),
       labelOrigin,
       classes: table.classes,
-      content: contentKinds(samples),
+      content: read.content,
       sources: new Set((table.sources ?? []).filter((s) => s !== null)).size,
       annotators: new Set((table.annotations ?? []).flatMap((list) => list.map((a) => a.annotator))).size,
       merkleRoot: root,
@@ -343,6 +369,7 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
       ...representation.summary.warnings,
       ...results.flatMap((r) => r.warnings.map((w) => `${r.detector}: ${w}`)),
       ...ensemble.warnings.map((w) => `ensemble: ${w}`),
+      ...previewWarnings,
     ],
   };
   const ledger = options.ledger;
@@ -366,7 +393,9 @@ async function checkMinorModes(
     return {
       results,
       summary: {
-        from: "none: the scan trains a model without given samples only for images of one size, so these minor modes are unchecked",
+        from:
+          "none: the scan trains a model without given samples only for images of one size whose pixels it " +
+          "keeps (with a model, images of at most 32×32 pixels), so these minor modes are unchecked",
         version: EXCLUSION_CHECK_VERSION,
         excluded: 0,
         groups: [],
@@ -396,16 +425,6 @@ function selectDetectors(registry: readonly RegisteredDetector[], names: string[
   return new Set(names);
 }
 
-function contentKinds(samples: readonly Sample[]): string[] {
-  const kinds = new Set<string>();
-  for (const s of samples) {
-    if (s.text !== undefined) kinds.add("text");
-    if (s.image !== undefined) kinds.add("image");
-    if (s.features !== undefined) kinds.add("tabular");
-  }
-  return [...kinds];
-}
-
 /** Each flagged sample's evidence from the detectors' own sample findings, by detector. */
 function sampleEvidence(
   table: ScanTable,
@@ -431,96 +450,6 @@ function sampleEvidence(
       }
     }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Previews for the HTML report.
-
-const EXCERPT_CHARS = 600;
-const CONTEXT_CHARS = 240;
-const THUMBNAIL_MAX = 64;
-
-function buildPreviews(
-  samples: readonly Sample[],
-  ensemble: EnsembleResult,
-  evidence: Map<number, Record<string, Record<string, unknown>>>,
-  limit: number,
-): Map<number, SamplePreview> {
-  const order: number[] = [];
-  ensemble.flagged.forEach((f, i) => f === 1 && order.push(i));
-  order.sort((a, b) => (ensemble.risk[b] as number) - (ensemble.risk[a] as number) || a - b);
-  const out = new Map<number, SamplePreview>();
-  for (const i of order.slice(0, limit)) {
-    const s = samples[i] as Sample;
-    if (s.image !== undefined) out.set(i, imagePreview(s.image));
-    else if (s.text !== undefined) out.set(i, textPreview(s.text, evidence.get(i)));
-  }
-  return out;
-}
-
-function textPreview(
-  text: string,
-  evidence: Record<string, Record<string, unknown>> | undefined,
-): SamplePreview {
-  const spans: { start: number; end: number; label: string }[] = [];
-  for (const e of Object.values(evidence ?? {})) {
-    const { offset, ngram } = e;
-    if (typeof offset !== "number" || typeof ngram !== "string") continue;
-    const end = matchEnd(text, offset, ngram);
-    if (end > offset) spans.push({ start: offset, end, label: ngram });
-  }
-  const focus = spans[0];
-  let from = 0;
-  if (focus !== undefined && focus.end > EXCERPT_CHARS - CONTEXT_CHARS)
-    from = Math.max(0, focus.start - CONTEXT_CHARS);
-  const to = Math.min(text.length, from + EXCERPT_CHARS);
-  return {
-    kind: "text",
-    excerpt: text.slice(from, to),
-    start: from,
-    truncatedBefore: from > 0,
-    truncatedAfter: to < text.length,
-    highlights: spans
-      .filter((h) => h.start >= from && h.end <= to)
-      .map((h) => ({ start: h.start - from, end: h.end - from, label: h.label })),
-  };
-}
-
-// The trigger detector reports where its n-gram starts; its words may be separated by any
-// punctuation or whitespace in the text, so the end is found by matching them again there.
-function matchEnd(text: string, offset: number, ngram: string): number {
-  const words = ngram.split(" ").map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-  const pattern = new RegExp(words.join("[^\\p{L}\\p{N}]+"), "iuy");
-  pattern.lastIndex = offset;
-  const m = pattern.exec(text);
-  return m === null ? offset : offset + m[0].length;
-}
-
-function imagePreview(image: ImageTensor): SamplePreview {
-  const small = downscale(image, THUMBNAIL_MAX);
-  const bytes = imageToBytes(small);
-  const png = encodePng(bytes, small.height, small.width, small.channels);
-  return { kind: "image", pngBase64: png.toString("base64"), width: small.width, height: small.height };
-}
-
-// Box-filter downscale so that the longer side is at most `max` pixels (thumbnails stay small).
-function downscale(image: ImageTensor, max: number): ImageTensor {
-  const factor = Math.ceil(Math.max(image.height, image.width) / max);
-  if (factor <= 1) return image;
-  const height = Math.floor(image.height / factor);
-  const width = Math.floor(image.width / factor);
-  const c = image.channels;
-  const data = new Float32Array(height * width * c);
-  for (let y = 0; y < height; y++)
-    for (let x = 0; x < width; x++)
-      for (let k = 0; k < c; k++) {
-        let sum = 0;
-        for (let dy = 0; dy < factor; dy++)
-          for (let dx = 0; dx < factor; dx++)
-            sum += image.data[((y * factor + dy) * image.width + x * factor + dx) * c + k] as number;
-        data[(y * width + x) * c + k] = sum / (factor * factor);
-      }
-  return { height, width, channels: c, data };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 // ground truth. The detector reads pixels and labels only, so no representation is built here.
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AttackSpec } from "../../src/attack/index.js";
+import { ImageSketches } from "../../src/data/image-sketch.js";
 import type { ImageTensor } from "../../src/data/sample.js";
 import { triggerPatches } from "../../src/detect/trigger-patches.js";
 import type { DetectorResult, ScanTable } from "../../src/detect/types.js";
@@ -107,6 +108,27 @@ describe.runIf(hasFashionMnist())("trigger patches on Fashion-MNIST pixels", () 
     expect(covers(t, 1, 1) && covers(t, 3, 3)).toBe(true);
   });
 
+  it("judges each carrier without the whole pattern when it is larger than the window", async () => {
+    // A 4×4 checkerboard: no 3×3 window covers it, and the content model without one window still
+    // sees the rest of the pattern and the label it learned for it. Judged with one window left out,
+    // 42 of the 60 poisoned images were flagged (recall 0.70); without the pattern's pixels, all 60.
+    const v = await variant({
+      kind: "patch",
+      target: "Trouser",
+      rate: 0.005,
+      seed: 2,
+      position: "top-left",
+      pattern: "checkerboard",
+      size: 4,
+    });
+    const r = triggerPatches.run(v.table);
+    const s = score(r, v.poisoned);
+    expect(s.precision).toBeGreaterThanOrEqual(0.95);
+    expect(s.recall).toBeGreaterThanOrEqual(0.95);
+    const carriers = (r.summary.triggers as { carriers: { patternPixels: number } }[])[0]!.carriers;
+    expect(carriers.patternPixels).toBeGreaterThanOrEqual(16);
+  });
+
   it("takes neither random label flips nor a blended full-image trigger for a patch", async () => {
     for (const spec of [
       { kind: "label-flip", rate: 0.1, seed: 1 },
@@ -133,7 +155,7 @@ describe("trigger patches: what it needs and what it says when it cannot", () =>
     digests: images.map((_, i) => `d${i}`),
     labels: Int32Array.from(labels),
     classes,
-    images,
+    images: ImageSketches.of(images),
   });
 
   it("skips tables without images, with one class, with images of several sizes or an imageless sample", () => {

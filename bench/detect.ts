@@ -8,6 +8,10 @@
 //   npx tsx bench/detect.ts --speed DIR           only the speed target: all 60k Fashion-MNIST training
 //                                                 images scanned with a given ONNX CNN (trained once on
 //                                                 them, cached in DIR), time per stage and detector, peak RSS
+//   npm run bench:detect -- --scale [N]           memory at scale: Fashion-MNIST's 60k training images repeated
+//                                                 with distinct ids and digests up to N (default 600,000),
+//                                                 streamed into the scan with that CNN; peak RSS, time per stage,
+//                                                 and bytes per sample against (feature width + classes) × 4
 // For each variant: samples, poisoned, flagged, precision and recall of the ensemble's flags
 // against the simulator's ground truth (false-positive rate for the clean sets), which source or
 // annotator the scan ranked first, and the scan's time per stage. Targets (issue 4): backdoors
@@ -27,7 +31,8 @@ import type { Sample } from "../src/data/sample.js";
 import { scanDataset, type ScanOptions, type ScanReport } from "../src/scan/scan.js";
 import { baselines } from "./baselines.js";
 
-const { values: args } = parseArgs({
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
     fm: { type: "string", default: "12000" },
     only: { type: "string" },
@@ -36,8 +41,20 @@ const { values: args } = parseArgs({
     speed: { type: "string" },
     /** Skip the built-in proxy runs (with --model: only the model rows). */
     "model-only": { type: "boolean", default: false },
+    /** The memory-at-scale run instead of the variants: `--scale [N]` (N, default 600000, as the positional). */
+    scale: { type: "boolean", default: false },
+    /** Internal: one measured scan of --scale, in its own process, printed as one JSON line. */
+    "scale-child": { type: "boolean", default: false },
   },
 });
+if (args.scale) {
+  const n = positionals[0] === undefined ? 600_000 : Number(positionals[0]);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`--scale ${positionals[0]}: a sample count, e.g. --scale 600000`);
+  await scale(n, args.model ?? args.speed ?? ".cache/detect-models", args["scale-child"]);
+  process.exit(0);
+}
+if (positionals.length > 0) throw new Error(`unexpected argument ${positionals[0]} (only --scale takes one)`);
 const FM_COUNT = Number(args.fm);
 const only = args.only?.split(",").map((s) => s.trim());
 
@@ -52,6 +69,25 @@ interface Variant {
   culprit?: string;
 }
 
+// A trigger that is also a natural token (issue 22): a short word clean ham emails already hold,
+// picked from the data as test/detect/trigger-tokens-natural.test.ts picks it — 3–4 letters, in
+// 30–100 clean ham emails and at most one spam, the one in the most ham emails ("rpms", in 97).
+async function naturalHamToken(from: number, to: number): Promise<string> {
+  const { tokenize } = await import("../src/features/text.js");
+  const ham = new Map<string, number>();
+  const spam = new Map<string, number>();
+  for (const e of await collect(await openDataset("spamassassin"))) {
+    const counts = e.label === "ham" ? ham : spam;
+    for (const t of new Set(tokenize(e.text ?? ""))) counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  const picks = [...ham]
+    .filter(([t, c]) => /^[a-z]{3,4}$/.test(t) && c >= from && c <= to && (spam.get(t) ?? 0) <= 1)
+    .sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  return picks[0]![0];
+}
+const NATURAL_TOKEN =
+  only === undefined || only.includes("spam-natural-trigger") ? await naturalHamToken(30, 100) : "";
+
 const VARIANTS: Variant[] = [
   { name: "fm-clean", data: "fashion-mnist", kind: "clean", attacks: [] },
   {
@@ -65,6 +101,28 @@ const VARIANTS: Variant[] = [
     data: "fashion-mnist",
     kind: "backdoor",
     attacks: [{ kind: "patch", target: "Bag", rate: 0.005, seed: 1 }],
+  },
+  {
+    name: "fm-patch-2",
+    data: "fashion-mnist",
+    kind: "backdoor",
+    attacks: [{ kind: "patch", target: "Bag", rate: 0.02, seed: 1 }],
+  },
+  {
+    name: "fm-checker-0.5",
+    data: "fashion-mnist",
+    kind: "backdoor",
+    attacks: [
+      {
+        kind: "patch",
+        target: "Trouser",
+        rate: 0.005,
+        seed: 2,
+        position: "top-left",
+        pattern: "checkerboard",
+        size: 4,
+      },
+    ],
   },
   {
     name: "fm-blend-2",
@@ -104,6 +162,12 @@ const VARIANTS: Variant[] = [
         seed: 4,
       },
     ],
+  },
+  {
+    name: "spam-natural-trigger",
+    data: "spamassassin",
+    kind: "backdoor",
+    attacks: [{ kind: "text-trigger", trigger: NATURAL_TOKEN, target: "ham", rate: 0.01, seed: 1 }],
   },
   {
     name: "spam-source-flips-25",
@@ -318,6 +382,177 @@ async function speed(dir: string): Promise<void> {
   );
   const ok = report.seconds <= 60 && peak <= 2 * 2 ** 30;
   console.log(ok ? "speed target met (≤ 60 s, ≤ 2 GiB)" : "speed target missed (≤ 60 s, ≤ 2 GiB)");
+}
+
+/**
+ * Memory at scale (issue 22): the scan streams its input and keeps, per sample, its metadata, the
+ * model's features and probabilities and, for images of at most 32×32 pixels, their 8-bit pixels
+ * (trigger-patches and the exclusion check read those). Fashion-MNIST's 60k training images are
+ * repeated up to n, generated as the scan reads them: copy k of image j has the id `x<k>:<j>`
+ * and its top-left pixel set to k, so ids and content digests are distinct as in a real dataset.
+ * Each scan runs in its own process so that its peak RSS is its own: a small run gives the fixed
+ * overhead, and (peak − small run's peak) / (n − its samples) is what one more sample costs.
+ */
+async function scale(n: number, dir: string, child: boolean): Promise<void> {
+  const { existsSync } = await import("node:fs");
+  const path = await import("node:path");
+  const modelPath = path.join(dir, "fm-clean-60000-cnn.onnx");
+  if (child) {
+    console.log(JSON.stringify(await scaleRun(n, modelPath)));
+    return;
+  }
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(modelPath)) {
+    const ds = await openDataset("fashion-mnist");
+    const { trainedModelFor } = await import("./detect-models.js");
+    await trainedModelFor("fm-clean", await collect(ds), ds.info, dir);
+  }
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const measure = (count: number): ScaleRun => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        ...process.execArgv,
+        fileURLToPath(import.meta.url),
+        "--scale",
+        String(count),
+        "--scale-child",
+        "--model",
+        dir,
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 },
+    );
+    const line = r.stdout.trim().split("\n").pop() ?? "";
+    if (r.status !== 0 || !line.startsWith("{"))
+      throw new Error(`the --scale ${count} run failed (exit ${r.status})`);
+    return JSON.parse(line) as ScaleRun;
+  };
+  const small = measure(Math.max(1, Math.min(10_000, Math.floor(n / 10))));
+  const big = measure(n);
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const perSample = (a: number, b: number) => Math.round((b - a) / (big.samples - small.samples));
+  const formula = (big.featureDims + big.classes) * 4;
+  console.log(
+    `bench:detect --scale: Fashion-MNIST's 60,000 training images repeated to ${n.toLocaleString("en-US")} samples ` +
+      `(distinct ids and digests), streamed, scanned with ${modelPath} (every detector); load ${loadavg()[0]!.toFixed(1)}`,
+  );
+  console.log(
+    "| samples | peak RSS | peak reached in | peak before the detectors | RSS after the read | typed arrays after the read | read + inference | representation | detectors | scan |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of [small, big])
+    console.log(
+      `| ${r.samples.toLocaleString("en-US")} | ${gib(r.peak)} | ${r.peakStage} | ${gib(r.peakBeforeDetectors)} | ` +
+        `${gib(r.rssAfterRead)} | ${gib(r.arrayBuffersAfterRead)} | ${r.read.toFixed(1)} s | ` +
+        `${r.representation.toFixed(1)} s | ${r.detectors.toFixed(1)} s | ${r.seconds.toFixed(1)} s |`,
+    );
+  console.log(`time per stage at ${big.samples.toLocaleString("en-US")}: ${big.stages}`);
+  console.log(`where the high-water mark rose at ${big.samples.toLocaleString("en-US")}: ${big.rises}`);
+  console.log(
+    `bytes per sample: ${perSample(small.peak, big.peak)} at the peak, ` +
+      `${perSample(small.peakBeforeDetectors, big.peakBeforeDetectors)} at the peak before the detectors (read, inference, ` +
+      `representation), ${perSample(small.rssAfterRead, big.rssAfterRead)} ` +
+      `held after the read (${perSample(small.arrayBuffersAfterRead, big.arrayBuffersAfterRead)} of it in typed arrays); ` +
+      `the formula (feature width + classes) × 4 = (${big.featureDims} + ${big.classes}) × 4 = ${formula}, ` +
+      `plus ${Math.round(big.pixelBytes / big.samples)} of 8-bit pixels (images of at most 32×32 pixels keep them), ` +
+      `${big.classes * 4} for the model's own probabilities beside the averaged ones, 4 for the label, and the id and digest strings`,
+  );
+}
+
+interface ScaleRun {
+  samples: number;
+  featureDims: number;
+  classes: number;
+  pixelBytes: number;
+  peak: number;
+  peakStage: string;
+  peakBeforeDetectors: number;
+  rises: string;
+  rssAfterRead: number;
+  arrayBuffersAfterRead: number;
+  read: number;
+  representation: number;
+  detectors: number;
+  seconds: number;
+  stages: string;
+}
+
+async function scaleRun(n: number, modelPath: string): Promise<ScaleRun> {
+  const pixels = await import("../src/data/sample.js");
+  // The 60k images as 8-bit pixels (47 MB), read once; samples are made from them on demand.
+  const fm = await openDataset("fashion-mnist");
+  const base: { bytes: Uint8Array; label: string | null }[] = [];
+  for await (const s of fm.samples()) base.push({ bytes: pixels.imageToBytes(s.image!), label: s.label });
+  const dataset = {
+    info: { ...fm.info, path: `fashion-mnist ×${(n / base.length).toFixed(1)}`, count: n },
+    async *samples(): AsyncGenerator<Sample> {
+      for (let i = 0; i < n; i++) {
+        const j = i % base.length;
+        const k = Math.floor(i / base.length);
+        const { bytes: original, label } = base[j]!;
+        const bytes = k === 0 ? original : Uint8Array.from(original);
+        if (k > 0) bytes[0] = k % 256;
+        // A pause now and then, as a file reader's I/O gives, so the event loop turns.
+        if (i % 4096 === 0) await new Promise((r) => setImmediate(r));
+        yield {
+          id: `x${k}:${j}`,
+          digest: pixels.imageBytesDigest(bytes, 28, 28, 1),
+          label,
+          image: pixels.imageFromBytes(bytes, 28, 28, 1),
+          source: null,
+          annotations: [],
+          metadata: {},
+        };
+      }
+    },
+  };
+  const marks: { stage: string; at: number; maxRss: number }[] = [];
+  let afterRead: { rss: number; arrayBuffers: number } | undefined;
+  const started = performance.now();
+  const report = await scanDataset(dataset, {
+    model: modelPath,
+    seed: 0,
+    onStage: (stage) => {
+      if (afterRead === undefined && marks.length > 0) {
+        const m = process.memoryUsage();
+        afterRead = { rss: m.rss, arrayBuffers: m.arrayBuffers };
+      }
+      marks.push({ stage, at: performance.now(), maxRss: process.resourceUsage().maxRSS * 1024 });
+      process.stderr.write(`  [${n}] ${((performance.now() - started) / 1000).toFixed(0)} s: ${stage}\n`);
+    },
+  });
+  const peak = process.resourceUsage().maxRSS * 1024;
+  // The stages during which the high-water mark rose by 16 MiB or more; the peak is the last one's.
+  const risen = marks
+    .map((mark, m) => ({ stage: mark.stage, by: (marks[m + 1]?.maxRss ?? peak) - mark.maxRss }))
+    .filter((r) => r.by >= 2 ** 24);
+  const peakStage = risen[risen.length - 1]?.stage ?? "";
+  const rises = risen.map((r) => `${r.stage} +${Math.round(r.by / 2 ** 20)} MiB`).join(", ");
+  const timing = (name: string) => report.timings.find((t) => t.stage === name)?.seconds ?? 0;
+  return {
+    samples: report.dataset.samples,
+    featureDims: report.representation.features?.dims ?? 0,
+    classes: report.table.classes.length,
+    pixelBytes: report.table.images?.pixelBytes ?? 0,
+    peak,
+    peakStage,
+    peakBeforeDetectors: marks.find((m) => m.stage.startsWith("detector "))?.maxRss ?? peak,
+    rises,
+    rssAfterRead: afterRead?.rss ?? 0,
+    arrayBuffersAfterRead: afterRead?.arrayBuffers ?? 0,
+    read: timing("read"),
+    representation: timing("representation"),
+    detectors: report.results.reduce((a, r) => a + r.seconds, 0),
+    seconds: report.seconds,
+    stages: [
+      ...report.timings
+        .filter((t) => !t.stage.startsWith("detector "))
+        .map((t) => `${t.stage} ${t.seconds.toFixed(1)} s`),
+      ...report.results.map((r) => `${r.detector} ${r.seconds.toFixed(1)} s`),
+      `model ${report.representation.model?.imagesPerSecond ?? 0} images/s`,
+    ].join(", "),
+  };
 }
 
 console.log(

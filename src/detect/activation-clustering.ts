@@ -34,7 +34,8 @@ import {
 } from "./spectral-signature.js";
 import type { Detector, DetectorResult, ScanTable } from "./types.js";
 
-export const ACTIVATION_CLUSTERING_VERSION = "1.1.0";
+// 1.2.0: a suspect minority is flagged from the valley in its density on, not from the midpoint.
+export const ACTIVATION_CLUSTERING_VERSION = "1.2.0";
 
 export const activationClusteringOptionsSchema = z.object({
   /** Dimensions each class is reduced to before clustering (the paper's 10). */
@@ -70,6 +71,8 @@ export interface ClassSplit {
   silhouette: number;
   /** Per member: distance to the larger cluster's centre over distance to the smaller one's. */
   distanceRatio: Float64Array;
+  /** Per member: position along the line between the centres, 0 at the larger's, 1 at the smaller's. */
+  axisPosition: Float64Array;
 }
 
 export const activationClustering: Detector<ActivationClusteringOptions> = {
@@ -108,7 +111,18 @@ export function classSplits(
     const minorityLabel = ones <= assignment.length - ones ? 1 : 0;
     const minority = assignment.map((a) => (a === minorityLabel ? 1 : 0));
     const distanceRatio = new Float64Array(members.length);
+    const axisPosition = new Float64Array(members.length);
+    const major = centres[1 - minorityLabel] as Float64Array;
+    const axis = Float64Array.from(
+      centres[minorityLabel] as Float64Array,
+      (v, d) => v - (major[d] as number),
+    );
+    const axisLength2 = axis.reduce((a, v) => a + v * v, 0);
     for (let r = 0; r < members.length; r++) {
+      let dot = 0;
+      for (let d = 0; d < reduced.cols; d++)
+        dot += ((reduced.data[r * reduced.cols + d] as number) - (major[d] as number)) * (axis[d] as number);
+      axisPosition[r] = axisLength2 > 0 ? dot / axisLength2 : 0;
       const toMinor = Math.sqrt(squaredDistance(reduced, r, centres[minorityLabel] as Float64Array));
       const toMajor = Math.sqrt(squaredDistance(reduced, r, centres[1 - minorityLabel] as Float64Array));
       distanceRatio[r] = toMajor / Math.max(toMinor, 1e-12);
@@ -120,9 +134,48 @@ export function classSplits(
       share: Math.min(ones, assignment.length - ones) / assignment.length,
       silhouette: silhouette(reduced, assignment, opts.silhouetteSample, rng),
       distanceRatio,
+      axisPosition,
     };
   });
   return { splits, warnings };
+}
+
+// Bins of the members' positions between the two centres, and the moving average smoothing them.
+const AXIS_BINS = 20;
+const AXIS_SMOOTHING = 1;
+
+/**
+ * Where along the line between the centres (0 the larger cluster's, 1 the smaller's) the members'
+ * density is lowest, if that is past the midpoint. 2-means splits a class at the midpoint — the
+ * perpendicular bisector — so a tight minority of poison next to a broad class takes in the
+ * class's own tail on its side of the midpoint: on all 60k Fashion-MNIST images with a 4×4
+ * checkerboard relabeled Trouser at 0.5 % (the CNN trained on them) the minority held the 300
+ * poisoned images and 93 real trousers. Members before the valley in the density are not
+ * flagged; without a valley past the midpoint the cut is the midpoint itself.
+ */
+export function valleyCut(positions: Float64Array): number {
+  const counts = new Float64Array(AXIS_BINS);
+  for (const t of positions) {
+    if (!(t >= 0 && t < 1)) continue;
+    const b = Math.floor(t * AXIS_BINS);
+    counts[b] = (counts[b] as number) + 1;
+  }
+  const smoothed = counts.map((_, b) => {
+    let sum = 0;
+    let width = 0;
+    for (let d = -AXIS_SMOOTHING; d <= AXIS_SMOOTHING; d++) {
+      const v = counts[b + d];
+      if (v === undefined) continue;
+      sum += v;
+      width++;
+    }
+    return sum / width;
+  });
+  // The valley between the midpoint and the minority's centre: the lowest smoothed bin there.
+  let best = -1;
+  for (let b = AXIS_BINS / 2; b < AXIS_BINS; b++)
+    if (best < 0 || (smoothed[b] as number) < (smoothed[best] as number)) best = b;
+  return best < 0 ? 0.5 : Math.max(0.5, (best + 0.5) / AXIS_BINS);
 }
 
 function decide(
@@ -156,9 +209,15 @@ function decide(
     // flips (the CNN trained on them) Trouser's minority held 129 flips and 70 real trousers, 38
     // of which the probabilities call trousers; they are no longer flagged, and no flip is lost.
     const labelNoise = predictedElsewhere !== null && predictedElsewhere > 0.5;
+    const cut = suspect ? valleyCut(s.axisPosition) : 0.5;
+    let beforeValley = 0;
     s.members.forEach((i, m) => {
       scores[i] = s.minority[m] === 1 ? Math.max(zScore, 0) : 0;
       if (!suspect || s.minority[m] === 0) return;
+      if ((s.axisPosition[m] as number) < cut) {
+        beforeValley++;
+        return;
+      }
       if (labelNoise && topClass(table.probs as Float32Array, i, table.classes.length) === s.class) return;
       flagged[i] = 1;
       findings.push(
@@ -179,6 +238,7 @@ function decide(
       silhouette: round(s.silhouette),
       robustZ: round(zScore),
       ...(predictedElsewhere !== null ? { minorityPredictedElsewhere: round(predictedElsewhere) } : {}),
+      ...(suspect ? { valleyCut: round(cut), minorityBeforeValley: beforeValley } : {}),
       verdict: suspect
         ? labelNoise
           ? "suspect: a cleaner split into a minority cluster the class probabilities mostly put in other classes " +

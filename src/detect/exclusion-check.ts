@@ -8,7 +8,8 @@
 // trigger. The statistic is the mean probability the excluded model gives the suspects' own
 // label; a group whose mean is at least chance (1 / classes) is dismissed as natural, otherwise
 // its flags stand. Measured on Fashion-MNIST (12k, MLP on pixels): the shorts minor mode of
-// "Trouser" keeps 0.20–0.35 of its label, triggered and blended poison 0.005–0.017.
+// "Trouser" keeps 0.20–0.35 of its label, triggered and blended poison 0.005–0.017. Within a group
+// whose flags stand, a member that keeps its label (MEMBER_KEEPS_LABEL) is released.
 //
 // Only the spectral detectors' minor modes are checked: they are the detectors that flag a
 // group of a class for being separate, which is exactly what a natural sub-population also is.
@@ -18,7 +19,17 @@ import { argmax } from "../math/linalg.js";
 import { round } from "./spectral-signature.js";
 import type { DetectorResult, ScanTable } from "./types.js";
 
-export const EXCLUSION_CHECK_VERSION = "1.0.0";
+// 1.1.0: members of a poison group that keep their label in the excluded model are released.
+export const EXCLUSION_CHECK_VERSION = "1.1.0";
+
+/**
+ * A member of a group whose flags stand is released when the model trained without the flagged
+ * samples gives its own label at least this: more than all other classes together. Poison does
+ * not keep its label once no model has learned the trigger; an image of the class that the minor
+ * mode took in does. On all 60k Fashion-MNIST images with a 4×4 checkerboard relabeled Trouser at
+ * 0.5 % (the user's CNN), activation clustering's minority held 30 real trousers with the poison.
+ */
+export const MEMBER_KEEPS_LABEL = 0.5;
 
 /** Detectors whose flags are minor modes of a class, the ones this check applies to. */
 export const EXCLUSION_CHECKED = ["spectre", "spectral-signature", "activation-clustering"] as const;
@@ -43,6 +54,11 @@ export interface ExclusionGroup {
   /** 1 / classes. */
   chance: number;
   verdict: "poison (flags stand)" | "natural sub-population (flags dismissed)";
+  /**
+   * Of a poison group, the members the model trained without them still gives their label at
+   * least MEMBER_KEEPS_LABEL: the class's own images the minor mode took in, not flagged.
+   */
+  released: number;
 }
 
 export interface ExclusionCheckResult {
@@ -125,7 +141,12 @@ export function exclusionCheck(
       const top = argmax(predicted);
       const mean = own / rowsOfClass.length;
       const natural = mean >= chance;
-      if (natural) for (const i of rowsOfClass) dismissed.add(i);
+      let released = 0;
+      for (const i of rowsOfClass)
+        if (natural || (probs[i * C + y] as number) >= MEMBER_KEEPS_LABEL) {
+          dismissed.add(i);
+          if (!natural) released++;
+        }
       rows.push({
         detector: r.detector,
         class: table.classes[y] as string,
@@ -138,6 +159,7 @@ export function exclusionCheck(
         },
         chance: round(chance),
         verdict: natural ? "natural sub-population (flags dismissed)" : "poison (flags stand)",
+        released,
       });
     }
     groups.push(...rows);

@@ -59,7 +59,7 @@ describe("antidote scan", () => {
     expect(r.stdout).toMatch(
       /flagged \d+ samples \(1\.\d+%\): confident-learning \d+, trigger-tokens 60, near-duplicates 0/,
     );
-    expect(r.stdout).toContain('trigger: "qzv9k" → ham in 60 samples');
+    expect(r.stdout).toContain('trigger: "qzv9k" → ham: 60 of the 60 samples with it and the label flagged');
     expect(r.stdout).toMatch(/skipped: dawid-skene \(needs several annotations per sample/);
     expect(r.stdout).toContain(`report: ${join(out, "report.html")}`);
     expect(r.stdout).toMatch(/ledger: \d+ findings recorded in sqlite:/);

@@ -364,6 +364,47 @@ describe("the confident joint", () => {
     expect(natural.selected).toEqual([]);
   });
 
+  it("takes a cell for targeted flips only when it stands out from its own near-candidates too", () => {
+    // Four classes, 2,000 images each, the model right about all of them (p = 0.97). Natural,
+    // asymmetric confusion (the shape of Shirt → Pullover on all 60k Fashion-MNIST images): 120
+    // images labeled 0 look like 1 with p(0) < 0.1 and 200 more with p(0) in [0.1, 0.3); the mirror
+    // cell holds 20. Targeted flips 2 → 3: 120 images labeled 2 that look like 3 with p(2) < 0.1,
+    // and only 10 near them (flipped images are confidently their real class).
+    const C = 4;
+    const rows: number[][] = [];
+    const labels: number[] = [];
+    const push = (label: number, row: number[]) => {
+      rows.push(row);
+      labels.push(label);
+    };
+    for (let c = 0; c < C; c++)
+      for (let k = 0; k < 2000; k++)
+        push(
+          c,
+          [0.01, 0.01, 0.01, 0.01].map((v, j) => (j === c ? 0.97 : v)),
+        );
+    for (let k = 0; k < 120; k++) push(0, [0.05, 0.93, 0.01, 0.01]);
+    for (let k = 0; k < 200; k++) push(0, [0.2, 0.78, 0.01, 0.01]);
+    for (let k = 0; k < 20; k++) push(1, [0.9, 0.05, 0.03, 0.02]);
+    for (let k = 0; k < 120; k++) push(2, [0.01, 0.01, 0.03, 0.95]);
+    for (let k = 0; k < 10; k++) push(2, [0.01, 0.01, 0.2, 0.78]);
+    const flips = new Set(labels.map((_, i) => i).slice(8000 + 340, 8000 + 460));
+    const s = noiseStructure(Int32Array.from(labels), Float32Array.from(rows.flat()), C, {
+      candidateBelow: 0.1,
+      minFloor: 3,
+      asymmetryZ: 5,
+      cellQuantile: 0.75,
+      plateauMin: 0.15,
+      plateauRatio: 3,
+      plateauConcentration: 0.8,
+    });
+    // 0 → 1 holds 6× its mirror (a 7σ excess) but fewer than twice its 200 near-candidates.
+    expect(s.excessCells.map(([y, j]) => [y, j])).toEqual([[2, 3]]);
+    // The cell's excess is taken from it: 120 less twice its 10 near-candidates, all of them flips.
+    expect(s.selected).toHaveLength(100);
+    expect(s.selected.every((i) => flips.has(i))).toBe(true);
+  });
+
   it("needs probabilities of the right shape, and says so", () => {
     const table: ScanTable = {
       ids: ["x", "y"],

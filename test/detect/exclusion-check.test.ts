@@ -96,6 +96,7 @@ describe("exclusion check: the rule", () => {
         mostPredicted: { class: "a", share: 1 },
         chance: 0.25,
         verdict: "natural sub-population (flags dismissed)",
+        released: 0,
       },
       expect.objectContaining({ detector: "spectre", class: "b", verdict: "poison (flags stand)" }),
       expect.objectContaining({ detector: "activation-clustering", class: "b", samples: 5 }),
@@ -105,6 +106,27 @@ describe("exclusion check: the rule", () => {
       keptLabelShare: 0,
       mostPredicted: { class: "c", share: 1 },
     });
+  });
+
+  it("releases the members of a poison group that keep their label, and only those", () => {
+    // Class b's 10 flagged samples are poison (own label 0.05); 3 more of class b in the same group
+    // are its own images the minor mode took in: the excluded model gives them "b" 0.7 (and one
+    // 0.49, just under one half: it stays flagged).
+    const ownImages = [41, 45, 49];
+    const probs = reclassify(new Uint8Array(n));
+    probs.set([0.1, 0.7, 0.1, 0.1], 41 * 4);
+    probs.set([0.1, 0.7, 0.1, 0.1], 45 * 4);
+    probs.set([0.17, 0.49, 0.17, 0.17], 49 * 4);
+    const spectre = flaggedResult("spectre", table, [...poisonRows, ...ownImages]);
+    const out = exclusionCheck(table, [spectre], () => probs);
+    const [s] = out.results as unknown as [DetectorResult];
+    expect(out.groups).toEqual([
+      expect.objectContaining({ class: "b", samples: 13, verdict: "poison (flags stand)", released: 2 }),
+    ]);
+    expect([...poisonRows, 49].every((i) => s.flagged[i] === 1)).toBe(true);
+    expect(s.flagged[41]).toBe(0);
+    expect(s.flagged[45]).toBe(0);
+    expect(s.findings.map((f) => f.evidence.id)).toEqual([...poisonRows, 49].map((i) => `s${i}`));
   });
 
   it("trains nothing when nothing is flagged, and refuses a model of the wrong width", () => {

@@ -31,15 +31,13 @@ function rowSums(probs: Float32Array, C: number): number[] {
 }
 
 describe("outOfSampleProbs on SpamAssassin (all 6,046 emails, hashed word TF-IDF)", () => {
-  it("is accurate on held-out folds and fast", () => {
+  it("is accurate on held-out folds", () => {
     const r = outOfSampleProbs(rows, labels, ["ham", "spam"]);
     expect(r.probs).toHaveLength(emails.length * 2);
     for (const s of rowSums(r.probs, 2)) expect(Math.abs(s - 1)).toBeLessThan(1e-5);
     expect(r.foldAccuracy).toHaveLength(5);
     for (const a of r.foldAccuracy) expect(a).toBeGreaterThan(0.975);
     expect(r.accuracy).toBeGreaterThan(0.985); // measured 0.988–0.990 over seeds
-    // The whole scan has 30 s; the proxy takes 1–2 s of CPU here (up to ~6 s on a loaded machine).
-    expect(r.seconds).toBeLessThan(10);
     // Deterministic given the seed (checked on a slice, to keep the file fast).
     const part = { cols: rows.cols, rows: rows.rows.filter((_, i) => i % 4 === 0) };
     const partLabels = labels.filter((_, i) => i % 4 === 0);

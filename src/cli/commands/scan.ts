@@ -310,7 +310,12 @@ function summaryText(
       ].join(", "),
   );
   for (const g of r.exclusionCheck?.groups ?? [])
-    if (g.verdict !== "poison (flags stand)")
+    if (g.verdict === "poison (flags stand)" && g.released > 0)
+      lines.push(
+        `  released: ${fmt(g.released)} of ${g.detector}'s ${fmt(g.samples)} in ${g.class} — a model trained without ` +
+          "them still gives each of them its label (the class's own images, taken in with the poison)",
+      );
+    else if (g.verdict !== "poison (flags stand)")
       lines.push(
         `  dismissed: ${g.detector}'s ${fmt(g.samples)} in ${g.class} — a model trained without them still gives them ` +
           `${g.meanOwnProbability.toFixed(2)} of their label (a natural sub-population)`,
@@ -319,12 +324,16 @@ function summaryText(
   if (skippedDetectors.length > 0)
     lines.push(`  skipped: ${skippedDetectors.map((x) => `${x.name} (${x.reason ?? ""})`).join("; ")}`);
   for (const t of records(r.triggers))
-    lines.push(`trigger: "${String(t.ngram)}" → ${String(t.target)} in ${String(t.targetCount)} samples`);
+    lines.push(
+      `trigger: "${String(t.ngram)}" → ${String(t.target)}: ${String(t.flaggedCarriers)} of the ` +
+        `${String(t.targetCount)} samples with it and the label flagged (the others read like the label anyway)`,
+    );
   for (const t of records(r.imageTriggers)) {
     const at = records([t.region])[0] ?? {};
     lines.push(
       `trigger: pixel pattern at x ${String(at.x)}, y ${String(at.y)} (${String(at.width)}×${String(at.height)}) → ` +
-        `${String(t.target)} in ${String(t.mismatchedCarriers)} samples that look like another class without it`,
+        `${String(t.target)}: ${String(records([t.carriers])[0]?.flagged)} of the ${String(records([t.carriers])[0]?.labeled)} ` +
+        `samples with it and the label flagged (look like another class without it)`,
     );
   }
   const groups = (title: string, rows: Record<string, unknown>[]) => {

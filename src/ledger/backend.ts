@@ -14,7 +14,6 @@ import {
   sql,
   type DialectAdapter,
 } from "kysely";
-import pg from "pg";
 import { AntidoteError } from "../errors.js";
 import { sha256Hex } from "./chain.js";
 import type { Database, LedgerDb } from "./database.js";
@@ -152,6 +151,8 @@ class LockingSqliteDialect extends SqliteDialect {
 
 async function openPostgres(url: string, mode: OpenMode): Promise<Backend> {
   const display = withoutPassword(url);
+  // Loaded only for a PostgreSQL ledger: every CLI command opens the module, most never need pg.
+  const { default: pg } = await import("pg");
   // A reader's sessions are read-only on the server itself, whatever a bug here might try.
   const pool = new pg.Pool({
     connectionString: url,

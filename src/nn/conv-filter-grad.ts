@@ -10,7 +10,7 @@
 // and rounded once at the end. Measured here (batch 64, 3×3 kernels, 80 % of dy zero, on a
 // machine shared with other work), 8–20 ms for 8→16 channels at 14×14 and 6–15 ms for 1→8 at
 // 28×28 — the same order as the backend's own C++ gradient with respect to the input.
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import { AntidoteError } from "../errors.js";
 
 export const CONV2D_BACKPROP_FILTER = "Conv2DBackpropFilter";
@@ -119,19 +119,22 @@ interface FilterGradAttrs {
   filterShape: [number, number, number, number];
 }
 
-function conv2dBackpropFilterWasm(args: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
+function conv2dBackpropFilterWasm(
+  tfjs: typeof tf,
+  args: {
+    inputs: tf.NamedTensorInfoMap;
+    backend: unknown;
+    attrs?: tf.NamedAttrMap;
+  },
+): tf.TensorInfo {
   const backend = args.backend as WasmBackendLike;
   const { x, dy } = args.inputs;
   const attrs = args.attrs as unknown as FilterGradAttrs;
   if (x === undefined || dy === undefined) {
     throw new AntidoteError("INTERNAL", `${CONV2D_BACKPROP_FILTER}: inputs x and dy are required.`);
   }
-  const dataFormat = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
-  const info = tf.backend_util.computeConv2DInfo(
+  const dataFormat = tfjs.backend_util.convertConv2DDataFormat(attrs.dataFormat);
+  const info = tfjs.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     attrs.filterShape,
     attrs.strides,
@@ -176,12 +179,15 @@ function conv2dBackpropFilterWasm(args: {
   return out;
 }
 
-/** Register the kernel for the wasm backend; a second call does nothing. */
-export function registerConv2dBackpropFilter(): void {
-  if (tf.getKernel(CONV2D_BACKPROP_FILTER, "wasm") !== undefined) return;
-  tf.registerKernel({
+/**
+ * Register the kernel for the wasm backend of `tfjs` (the module loadTf imported, so that merely
+ * importing this file loads no TensorFlow.js); a second call does nothing.
+ */
+export function registerConv2dBackpropFilter(tfjs: typeof tf): void {
+  if (tfjs.getKernel(CONV2D_BACKPROP_FILTER, "wasm") !== undefined) return;
+  tfjs.registerKernel({
     kernelName: CONV2D_BACKPROP_FILTER,
     backendName: "wasm",
-    kernelFunc: conv2dBackpropFilterWasm,
+    kernelFunc: (args) => conv2dBackpropFilterWasm(tfjs, args),
   });
 }

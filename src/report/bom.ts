@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import type { DatasetVersion, DeliveryRecord, ModelRecord, Source, Transform } from "../ledger/types.js";
+import { deliverySigning, describeSigning } from "./delivery-signing.js";
 
 /** Everything the ledger knows about one dataset version, as the reports need it. */
 export interface DatasetProvenance {
@@ -44,35 +45,7 @@ export interface ModelBomOptions {
   timestamp?: Date;
 }
 
-/** How a delivery was signed, judged against its source's registered keys. */
-export type DeliverySigning =
-  | { state: "unsigned" }
-  | { state: "unregistered"; keyId: string }
-  | { state: "active"; keyId: string }
-  | { state: "revoked"; keyId: string; revokedAt: string };
-
-export function deliverySigning(delivery: DeliveryRecord, sources: readonly Source[]): DeliverySigning {
-  if (delivery.keyId === null) return { state: "unsigned" };
-  const source = sources.find((s) => s.name === delivery.source);
-  const key = source?.keys.find((k) => k.keyId === delivery.keyId);
-  if (key === undefined) return { state: "unregistered", keyId: delivery.keyId };
-  if (key.revokedAt !== null) return { state: "revoked", keyId: key.keyId, revokedAt: key.revokedAt };
-  return { state: "active", keyId: key.keyId };
-}
-
-/** One line a person can read: "signed by key <id> (revoked at …)". */
-export function describeSigning(signing: DeliverySigning): string {
-  switch (signing.state) {
-    case "unsigned":
-      return "unsigned";
-    case "unregistered":
-      return `signed by key ${signing.keyId}, which is not registered for its source`;
-    case "active":
-      return `signed by key ${signing.keyId}`;
-    case "revoked":
-      return `signed by key ${signing.keyId}, revoked at ${signing.revokedAt}`;
-  }
-}
+export { deliverySigning, describeSigning, type DeliverySigning } from "./delivery-signing.js";
 
 // Parts of CycloneDX 1.6 the library (v10) does not model, shaped as the 1.6 JSON schema has them.
 type ComponentJson = Serialize.JSON.Types.Normalized.Component & {

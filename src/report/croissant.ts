@@ -6,7 +6,8 @@
 import canonicalize from "canonicalize";
 import { AntidoteError } from "../errors.js";
 import type { SourceKind } from "../ledger/types.js";
-import { describeSigning, deliverySigning, type DatasetProvenance } from "./bom.js";
+import type { DatasetProvenance } from "./bom.js";
+import { describeSigning, deliverySigning } from "./delivery-signing.js";
 
 export interface CroissantInput extends DatasetProvenance {
   name: string;

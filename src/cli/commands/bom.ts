@@ -2,7 +2,6 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
-import { buildModelBom } from "../../report/bom.js";
 import { buildCroissant } from "../../report/croissant.js";
 import { datasetProvenance, modelBomInput } from "../../report/from-ledger.js";
 import { addLedgerOption, withLedger } from "../ledger-options.js";
@@ -45,6 +44,8 @@ export function registerBom(program: Command): void {
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(bomFlags, flags);
     if (f.out !== undefined) checkOutput(f.out, { overwrite: f.force === true });
+    // The CycloneDX library is loaded here, not by every command at start-up.
+    const { buildModelBom } = await import("../../report/bom.js");
     const bom = await withLedger(flags, async (ledger) =>
       buildModelBom(await modelBomInput(ledger, f.model)),
     );

@@ -230,6 +230,17 @@ describe.runIf(hasFashionMnist())(
   },
 );
 
+// noiseStructure's options at the detector's defaults.
+const NOISE_STRUCTURE_DEFAULTS = {
+  candidateBelow: 0.1,
+  minFloor: 3,
+  asymmetryZ: 5,
+  cellQuantile: 0.75,
+  plateauMin: 0.15,
+  plateauRatio: 3,
+  plateauConcentration: 0.8,
+};
+
 describe("the confident joint", () => {
   it("follows the paper's definitions on a hand-checked example", () => {
     // 3 classes; rows are p(class | x) for 8 samples.
@@ -330,15 +341,12 @@ describe("the confident joint", () => {
       rows.push([0, p1, 0.95 - p1, 0.05, 0]);
       labels.push(2);
     }
-    const s = noiseStructure(Int32Array.from(labels), Float32Array.from(rows.flat()), C, {
-      candidateBelow: 0.1,
-      minFloor: 3,
-      asymmetryZ: 5,
-      cellQuantile: 0.75,
-      plateauMin: 0.15,
-      plateauRatio: 3,
-      plateauConcentration: 0.8,
-    });
+    const s = noiseStructure(
+      Int32Array.from(labels),
+      Float32Array.from(rows.flat()),
+      C,
+      NOISE_STRUCTURE_DEFAULTS,
+    );
     expect(s.plateaus.map((p) => [p.given, p.looksLike, p.leakage])).toEqual([
       [2, 1, expect.closeTo(0.26, 6)],
     ]);
@@ -351,15 +359,12 @@ describe("the confident joint", () => {
     // The same leakage, spread: the typical image of class 1 gives 0.26 to class 2 and 0.14 to
     // class 3 (0.26 / 0.42 = 0.62 of what it gives away, not ≥ 0.8) — a soft model's confusion.
     const confused = rows.map((r, i) => (i >= 100 && i < 200 ? [0.01, 0.58, 0.26, 0.14, 0.01] : r));
-    const natural = noiseStructure(Int32Array.from(labels), Float32Array.from(confused.flat()), C, {
-      candidateBelow: 0.1,
-      minFloor: 3,
-      asymmetryZ: 5,
-      cellQuantile: 0.75,
-      plateauMin: 0.15,
-      plateauRatio: 3,
-      plateauConcentration: 0.8,
-    });
+    const natural = noiseStructure(
+      Int32Array.from(labels),
+      Float32Array.from(confused.flat()),
+      C,
+      NOISE_STRUCTURE_DEFAULTS,
+    );
     expect(natural.plateaus).toEqual([]);
     expect(natural.selected).toEqual([]);
   });
@@ -389,15 +394,12 @@ describe("the confident joint", () => {
     for (let k = 0; k < 120; k++) push(2, [0.01, 0.01, 0.03, 0.95]);
     for (let k = 0; k < 10; k++) push(2, [0.01, 0.01, 0.2, 0.78]);
     const flips = new Set(labels.map((_, i) => i).slice(8000 + 340, 8000 + 460));
-    const s = noiseStructure(Int32Array.from(labels), Float32Array.from(rows.flat()), C, {
-      candidateBelow: 0.1,
-      minFloor: 3,
-      asymmetryZ: 5,
-      cellQuantile: 0.75,
-      plateauMin: 0.15,
-      plateauRatio: 3,
-      plateauConcentration: 0.8,
-    });
+    const s = noiseStructure(
+      Int32Array.from(labels),
+      Float32Array.from(rows.flat()),
+      C,
+      NOISE_STRUCTURE_DEFAULTS,
+    );
     // 0 → 1 holds 6× its mirror (a 7σ excess) but fewer than twice its 200 near-candidates.
     expect(s.excessCells.map(([y, j]) => [y, j])).toEqual([[2, 3]]);
     // The cell's excess is taken from it: 120 less twice its 10 near-candidates, all of them flips.

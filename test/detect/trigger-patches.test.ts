@@ -14,6 +14,16 @@ import { hasFashionMnist } from "../helpers/real-data.js";
 
 const N = 12_000;
 
+// A checkerboard in the top-left corner relabeled "Trouser" (3×3 unless a test says otherwise).
+const CHECKERBOARD: AttackSpec = {
+  kind: "patch",
+  target: "Trouser",
+  rate: 0.005,
+  seed: 2,
+  position: "top-left",
+  pattern: "checkerboard",
+};
+
 const variant = (spec: AttackSpec | null): Promise<FeatureVariant> => fashionMnistVariant(N, spec);
 
 function score(r: DetectorResult, poisoned: Uint8Array) {
@@ -90,17 +100,10 @@ describe.runIf(hasFashionMnist())("trigger patches on Fashion-MNIST pixels", () 
   });
 
   it("finds a checkerboard patch in another corner for another target", async () => {
-    const v = await variant({
-      kind: "patch",
-      target: "Trouser",
-      rate: 0.005,
-      seed: 2,
-      position: "top-left",
-      pattern: "checkerboard",
-    });
+    const v = await variant(CHECKERBOARD);
     const r = triggerPatches.run(v.table);
     const s = score(r, v.poisoned);
-    // Measured: 57 flagged, all poisoned (1.000 / 0.950).
+    console.log(`3×3 checkerboard: ${s.flagged} flagged, ${s.precision.toFixed(3)} / ${s.recall.toFixed(3)}`);
     expect(s.precision).toBeGreaterThanOrEqual(0.9);
     expect(s.recall).toBeGreaterThanOrEqual(0.9);
     const t = triggersOf(r)[0]!;
@@ -112,15 +115,7 @@ describe.runIf(hasFashionMnist())("trigger patches on Fashion-MNIST pixels", () 
     // A 4×4 checkerboard: no 3×3 window covers it, and the content model without one window still
     // sees the rest of the pattern and the label it learned for it. Judged with one window left out,
     // 42 of the 60 poisoned images were flagged (recall 0.70); without the pattern's pixels, all 60.
-    const v = await variant({
-      kind: "patch",
-      target: "Trouser",
-      rate: 0.005,
-      seed: 2,
-      position: "top-left",
-      pattern: "checkerboard",
-      size: 4,
-    });
+    const v = await variant({ ...CHECKERBOARD, size: 4 });
     const r = triggerPatches.run(v.table);
     const s = score(r, v.poisoned);
     expect(s.precision).toBeGreaterThanOrEqual(0.95);

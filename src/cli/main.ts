@@ -28,6 +28,9 @@ import { registerFlSim } from "./commands/fl-sim.js";
 import { registerDpa } from "./commands/dpa.js";
 import { registerScan } from "./commands/scan.js";
 import { registerAudit } from "./commands/audit.js";
+import { registerServe } from "./commands/serve.js";
+import { registerWorker } from "./commands/worker.js";
+import { registerToken } from "./commands/token.js";
 import { VERSION } from "../version.js";
 
 export function buildProgram(): Command {
@@ -66,6 +69,9 @@ export function buildProgram(): Command {
   registerAggregate(program);
   registerFlSim(program);
   registerDpa(program);
+  registerServe(program);
+  registerWorker(program);
+  registerToken(program);
   program.addHelpText(
     "after",
     `

@@ -177,6 +177,71 @@ export interface ModelTrainedOnTable {
   version: string;
 }
 
+/** API tokens of `antidote serve` (token.created / token.revoked). */
+export interface ApiTokensTable {
+  token_id: string;
+  principal: string;
+  role: string;
+  source: string | null;
+  secret_sha256: string;
+  expires_at: string | null;
+  created_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  seq: number;
+}
+
+/** Jobs whose outcome is recorded (job.finished): at most one row per job. */
+export interface JobOutcomesTable {
+  job_id: string;
+  state: string;
+  result_digest: string | null;
+  seq: number;
+}
+
+/**
+ * The job queue's working state (jobs/in-process): operational, not evidence — it changes in
+ * place as a job runs, so it is not a projection and `verify` does not replay it. What a job
+ * was asked and how it ended are events (job.submitted, job.finished).
+ */
+export interface JobsTable {
+  job_id: string;
+  kind: string;
+  /** Canonical JSON of the job's parameters. */
+  parameters: string;
+  state: string;
+  principal: string;
+  /** Canonical JSON { done, total, stage } or null. */
+  progress: string | null;
+  /** Canonical JSON of the result summary, or null. */
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  /** Who runs it now ("pid@host"), and until when that claim holds without a heartbeat. */
+  lease_owner: string | null;
+  lease_until: string | null;
+  cancel_requested: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Files a job produced (report.json, report.html, an export), kept in the database so any
+ * server or worker can hand them out. */
+export interface JobArtifactsTable {
+  job_id: string;
+  name: string;
+  media_type: string;
+  sha256: string;
+  bytes: Uint8Array;
+}
+
+/** Request ids already used on the HTTP API: a replayed mutating request is refused. */
+export interface RequestIdsTable {
+  request_id: string;
+  token_id: string;
+  at: string;
+}
+
 export interface Database {
   events: EventsTable;
   checkpoints: CheckpointsTable;
@@ -197,6 +262,11 @@ export interface Database {
   quarantine: QuarantineTable;
   models: ModelsTable;
   model_trained_on: ModelTrainedOnTable;
+  api_tokens: ApiTokensTable;
+  job_outcomes: JobOutcomesTable;
+  jobs: JobsTable;
+  job_artifacts: JobArtifactsTable;
+  request_ids: RequestIdsTable;
 }
 
 export type LedgerDb = Kysely<Database>;
@@ -220,6 +290,8 @@ export const DERIVED_TABLES: { [T in keyof Database]?: readonly (keyof Database[
   quarantine: ["subject_type", "subject_id"],
   models: ["digest"],
   model_trained_on: ["model", "version"],
+  api_tokens: ["token_id"],
+  job_outcomes: ["job_id"],
 };
 
 /** Most bound parameters one statement may carry: SQLite's default limit is 32766, PostgreSQL's 65535. */

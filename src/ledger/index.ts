@@ -18,6 +18,7 @@ import {
 import * as q from "./queries.js";
 import { traceSample, traceSource } from "./trace.js";
 import type {
+  ApiToken,
   AppendOptions,
   DatasetVersion,
   DeliveryEvidence,
@@ -210,6 +211,14 @@ class SqlLedgerReader implements LedgerReader {
     return traceSample(this.backend.db, idOrDigest);
   }
 
+  listTokens(): Promise<ApiToken[]> {
+    return q.listTokens(this.backend.db);
+  }
+
+  async getToken(tokenId: string): Promise<ApiToken | undefined> {
+    return (await q.listTokens(this.backend.db, tokenId))[0];
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -260,7 +269,17 @@ class SqlLedger extends SqlLedgerReader implements Ledger {
   }
 
   append(events: LedgerEventInput[], options: AppendOptions = {}): Promise<LedgerEvent[]> {
-    return appendEvents(this.context, events, options.actor ?? this.actor);
+    const job = options.onceForJob;
+    const skipIf =
+      job === undefined
+        ? undefined
+        : async (trx: Backend["db"]) =>
+            (await trx
+              .selectFrom("job_outcomes")
+              .select("job_id")
+              .where("job_id", "=", job)
+              .executeTakeFirst()) !== undefined;
+    return appendEvents(this.context, events, options.actor ?? this.actor, skipIf);
   }
 
   async rotateKey(next: LedgerSigner, options: AppendOptions = {}): Promise<LedgerEvent[]> {

@@ -1,7 +1,7 @@
 // The ledger's schema, as Kysely migrations defined in code so the same steps run on SQLite
 // and PostgreSQL and a packaged build needs no migration files on disk. Migrations only
 // ever add: a released step is never edited, a new step is appended under the next name.
-import type { Kysely, Migration, MigrationProvider } from "kysely";
+import { PostgresAdapter, type Kysely, type Migration, type MigrationProvider } from "kysely";
 
 const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -24,12 +24,12 @@ const initial: Migration = {
       .addColumn("key_id", "text", (c) => c.notNull())
       .addColumn("signature", "text", (c) => c.notNull())
       .execute();
-    await createDerivedTables(db);
+    await createInitialDerivedTables(db);
   },
 };
 
 /** The projections. Also run on the scratch database `verify` replays into. */
-export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
+async function createInitialDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
   const s = db.schema;
   await s
     .createTable("ledger_keys")
@@ -213,10 +213,90 @@ const merkleCheckpoints: Migration = {
   },
 };
 
+// The service (`antidote serve`): API tokens and job outcomes are projections of events; the
+// job queue's working rows, job artifacts and used request ids are operational tables.
+const service: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    const s = db.schema;
+    await createServiceDerivedTables(db);
+    await s
+      .createTable("jobs")
+      .addColumn("job_id", "text", (c) => c.primaryKey())
+      .addColumn("kind", "text", (c) => c.notNull())
+      .addColumn("parameters", "text", (c) => c.notNull())
+      .addColumn("state", "text", (c) => c.notNull())
+      .addColumn("principal", "text", (c) => c.notNull())
+      .addColumn("progress", "text")
+      .addColumn("result", "text")
+      .addColumn("error", "text")
+      .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+      .addColumn("lease_owner", "text")
+      .addColumn("lease_until", "text")
+      .addColumn("cancel_requested", "integer", (c) => c.notNull().defaultTo(0))
+      .addColumn("created_at", "text", (c) => c.notNull())
+      .addColumn("updated_at", "text", (c) => c.notNull())
+      .execute();
+    await s.createIndex("jobs_state").on("jobs").columns(["state", "created_at"]).execute();
+    await s
+      .createTable("job_artifacts")
+      .addColumn("job_id", "text", (c) => c.notNull())
+      .addColumn("name", "text", (c) => c.notNull())
+      .addColumn("media_type", "text", (c) => c.notNull())
+      .addColumn("sha256", "text", (c) => c.notNull())
+      // bytea on PostgreSQL, blob on SQLite.
+      .addColumn("bytes", db.getExecutor().adapter instanceof PostgresAdapter ? "bytea" : "blob", (c) =>
+        c.notNull(),
+      )
+      .addPrimaryKeyConstraint("job_artifacts_pk", ["job_id", "name"])
+      .execute();
+    await s
+      .createTable("request_ids")
+      .addColumn("request_id", "text", (c) => c.primaryKey())
+      .addColumn("token_id", "text", (c) => c.notNull())
+      .addColumn("at", "text", (c) => c.notNull())
+      .execute();
+  },
+};
+
+/** The derived tables the service migration added (replayed by `verify` like the others). */
+async function createServiceDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
+  const s = db.schema;
+  await s
+    .createTable("api_tokens")
+    .addColumn("token_id", "text", (c) => c.primaryKey())
+    .addColumn("principal", "text", (c) => c.notNull())
+    .addColumn("role", "text", (c) => c.notNull())
+    .addColumn("source", "text")
+    .addColumn("secret_sha256", "text", (c) => c.notNull())
+    .addColumn("expires_at", "text")
+    .addColumn("created_at", "text", (c) => c.notNull())
+    .addColumn("revoked_at", "text")
+    .addColumn("revoked_reason", "text")
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+  await s
+    .createTable("job_outcomes")
+    .addColumn("job_id", "text", (c) => c.primaryKey())
+    .addColumn("state", "text", (c) => c.notNull())
+    .addColumn("result_digest", "text")
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+}
+
+/** Every derived table at the latest schema: where `verify` replays the log. */
+export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
+  await createInitialDerivedTables(db);
+  await createServiceDerivedTables(db);
+}
+
 /** Migration names sort in the order they run. */
 export const migrationProvider: MigrationProvider = {
   getMigrations: () =>
-    Promise.resolve({ "0001-initial": initial, "0002-merkle-checkpoints": merkleCheckpoints }),
+    Promise.resolve({
+      "0001-initial": initial,
+      "0002-merkle-checkpoints": merkleCheckpoints,
+      "0003-service": service,
+    }),
 };
 
-export const LATEST_MIGRATION = "0002-merkle-checkpoints";
+export const LATEST_MIGRATION = "0003-service";

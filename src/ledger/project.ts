@@ -44,7 +44,76 @@ export async function applyEvent(db: LedgerDb, event: LedgerEvent, maxParams: nu
       return modelRegistered(ctx, event);
     case "ledger.key-rotated":
       return ledgerKeyRotated(ctx, event);
+    case "token.created":
+      return tokenCreated(ctx, event);
+    case "token.revoked":
+      return tokenRevoked(ctx, event);
+    case "job.submitted":
+      // The queue's working row is operational (jobs/); the event is the record of the request.
+      return;
+    case "job.finished":
+      return jobFinished(ctx, event);
   }
+}
+
+async function tokenCreated({ db }: Ctx, e: EventOf<"token.created">): Promise<void> {
+  const p = e.payload;
+  const existing = await db
+    .selectFrom("api_tokens")
+    .select("token_id")
+    .where("token_id", "=", p.tokenId)
+    .executeTakeFirst();
+  if (existing !== undefined) throw new AntidoteError("USAGE", `API token ${p.tokenId} already exists.`);
+  if (
+    p.source !== null &&
+    (await db.selectFrom("sources").select("name").where("name", "=", p.source).executeTakeFirst()) ===
+      undefined
+  )
+    throw new AntidoteError("SOURCE_UNKNOWN", `source "${p.source}" is not registered.`);
+  await db
+    .insertInto("api_tokens")
+    .values({
+      token_id: p.tokenId,
+      principal: p.principal,
+      role: p.role,
+      source: p.source,
+      secret_sha256: p.secretSha256,
+      expires_at: p.expiresAt,
+      created_at: e.at,
+      revoked_at: null,
+      revoked_reason: null,
+      seq: e.seq,
+    })
+    .execute();
+}
+
+async function tokenRevoked({ db }: Ctx, e: EventOf<"token.revoked">): Promise<void> {
+  const updated = await db
+    .updateTable("api_tokens")
+    .set({ revoked_at: e.at, revoked_reason: e.payload.reason })
+    .where("token_id", "=", e.payload.tokenId)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) !== 1)
+    throw new AntidoteError(
+      "NOT_FOUND",
+      `API token ${e.payload.tokenId} does not exist or is already revoked.`,
+    );
+}
+
+async function jobFinished({ db }: Ctx, e: EventOf<"job.finished">): Promise<void> {
+  const p = e.payload;
+  const existing = await db
+    .selectFrom("job_outcomes")
+    .select("state")
+    .where("job_id", "=", p.jobId)
+    .executeTakeFirst();
+  if (existing !== undefined)
+    throw new AntidoteError("USAGE", `job ${p.jobId} already has its outcome recorded (${existing.state}).`);
+  await db
+    .insertInto("job_outcomes")
+    .values({ job_id: p.jobId, state: p.state, result_digest: p.resultDigest, seq: e.seq })
+    .execute();
 }
 
 interface Ctx {

@@ -20,6 +20,8 @@ import type {
   ModelRecord,
   SampleRecord,
   Source,
+  ApiToken,
+  TokenRole,
   SourceKind,
   Transform,
 } from "./types.js";
@@ -349,4 +351,23 @@ export function sampleFromRow(r: Selectable<SamplesTable>): SampleRecord {
 /** A count from either engine (PostgreSQL returns bigint counts as strings). */
 export function toCount(value: string | number | bigint | null | undefined): number {
   return value === null || value === undefined ? 0 : Number(value);
+}
+
+export async function listTokens(db: LedgerDb, tokenId?: string): Promise<ApiToken[]> {
+  const rows = await db
+    .selectFrom("api_tokens")
+    .selectAll()
+    .$if(tokenId !== undefined, (q) => q.where("token_id", "=", tokenId ?? ""))
+    .orderBy("seq")
+    .execute();
+  return rows.map((r) => ({
+    tokenId: r.token_id,
+    principal: r.principal,
+    role: r.role as TokenRole,
+    source: r.source,
+    secretSha256: r.secret_sha256,
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+    revokedAt: r.revoked_at,
+  }));
 }

@@ -71,6 +71,26 @@ export const decisionSchema = z
     });
   });
 
+/** A token id: 16 lowercase hex characters (auth/tokens.ts). */
+export const tokenId = z.string().regex(/^[0-9a-f]{16}$/, "expected a token id: 16 lowercase hex characters");
+export const TOKEN_ROLES = ["admin", "analyst", "supplier", "agent", "reader"] as const;
+
+export const apiTokenGrantSchema = z
+  .object({
+    tokenId,
+    principal: name.max(200),
+    role: z.enum(TOKEN_ROLES),
+    source: name.nullable(),
+    secretSha256: hexDigest,
+    expiresAt: z.iso.datetime().nullable(),
+  })
+  .refine((t) => (t.role === "supplier" || t.role === "agent") === (t.source !== null), {
+    message: "a supplier or agent token names exactly one source; other roles name none",
+    path: ["source"],
+  });
+
+export const jobId = z.string().regex(/^job-[0-9a-f]{16}$/, "expected a job id: job- and 16 hex characters");
+
 export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("source.added"),
@@ -139,6 +159,21 @@ export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
       trainedOn: z.array(name),
       baseModel: name.nullable(),
       format: name,
+    }),
+  }),
+  z.object({ kind: z.literal("token.created"), payload: apiTokenGrantSchema }),
+  z.object({ kind: z.literal("token.revoked"), payload: z.object({ tokenId, reason: z.string() }) }),
+  z.object({
+    kind: z.literal("job.submitted"),
+    payload: z.object({ jobId, kind: name, parameters: json }),
+  }),
+  z.object({
+    kind: z.literal("job.finished"),
+    payload: z.object({
+      jobId,
+      state: z.enum(["done", "failed", "cancelled"]),
+      resultDigest: hexDigest.nullable(),
+      error: z.string().nullable(),
     }),
   }),
   z.object({

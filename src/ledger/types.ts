@@ -2,6 +2,7 @@
 // Every other module (ingest, scan, audit, robust aggregation, the CLI and the server)
 // talks to the ledger only through these types, so SQLite and PostgreSQL stay
 // interchangeable behind `openLedger`.
+import type { JsonValue } from "../data/sample.js";
 import type { LedgerSigner } from "./keys.js";
 
 /** What a source is; decides the default signature policy (see `requiresSignature`). */
@@ -143,6 +144,28 @@ export type LedgerEventInput =
       };
     }
   | {
+      kind: "token.created";
+      /** An API token of `antidote serve` (auth/tokens.ts): only the secret's SHA-256 is kept. */
+      payload: ApiTokenGrant;
+    }
+  | { kind: "token.revoked"; payload: { tokenId: string; reason: string } }
+  | {
+      kind: "job.submitted";
+      /** A scan, audit or export handed to the job queue (jobs/), by the event's actor. */
+      payload: { jobId: string; kind: string; parameters: Record<string, JsonValue> };
+    }
+  | {
+      kind: "job.finished";
+      /** A job's outcome, recorded once however often the job ran (see AppendOptions.onceForJob). */
+      payload: {
+        jobId: string;
+        state: "done" | "failed" | "cancelled";
+        /** SHA-256 of the job's result JSON; null when it produced none. */
+        resultDigest: string | null;
+        error: string | null;
+      };
+    }
+  | {
       kind: "ledger.key-rotated";
       payload: {
         keyId: string;
@@ -277,6 +300,34 @@ export interface SampleTrace {
 
 export interface AppendOptions {
   actor?: string;
+  /**
+   * Write the batch only if no `job.finished` for this job is recorded yet (checked under the
+   * write lock): a job retried after a crash records its outcome, and its findings, once.
+   * Returns [] when skipped.
+   */
+  onceForJob?: string;
+}
+
+/** Who an API token speaks for, and what it may do (auth/roles.ts). */
+export type TokenRole = "admin" | "analyst" | "supplier" | "agent" | "reader";
+
+export interface ApiTokenGrant {
+  /** Public id, the first part of the token; never secret. */
+  tokenId: string;
+  /** A person or system the token was issued to; recorded as the actor of its requests. */
+  principal: string;
+  role: TokenRole;
+  /** The one source a supplier or agent token may deliver as; null for other roles. */
+  source: string | null;
+  /** Hex SHA-256 of the token's secret part. */
+  secretSha256: string;
+  /** ISO-8601; null when the token does not expire. */
+  expiresAt: string | null;
+}
+
+export interface ApiToken extends ApiTokenGrant {
+  createdAt: string;
+  revokedAt: string | null;
 }
 
 /** What every reader of a ledger may do: nothing here writes, to the database or anywhere. */
@@ -325,6 +376,9 @@ export interface LedgerReader {
   traceSource(name: string, options?: { limit?: number }): Promise<SourceTrace>;
   /** By sample id or digest. */
   traceSample(idOrDigest: string): Promise<SampleTrace | undefined>;
+  /** API tokens of `antidote serve`, revoked ones included (secrets are never stored). */
+  listTokens(): Promise<ApiToken[]>;
+  getToken(tokenId: string): Promise<ApiToken | undefined>;
 
   close(): Promise<void>;
 }

@@ -314,7 +314,11 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
     const raw = await fresh.raw();
     const migrations = await raw.query<{ name: string }>("select name from kysely_migration order by name");
     await raw.close();
-    expect(migrations.map((m) => m.name)).toEqual(["0001-initial", "0002-merkle-checkpoints"]);
+    expect(migrations.map((m) => m.name)).toEqual([
+      "0001-initial",
+      "0002-merkle-checkpoints",
+      "0003-service",
+    ]);
   });
 
   it("reports its location without a password and records a fresh key as a ledger.key-rotated event", async () => {

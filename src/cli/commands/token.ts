@@ -1,0 +1,6 @@
+// `antidote token` (being built).
+import type { Command } from "commander";
+
+export function registerToken(program: Command): void {
+  void program;
+}

@@ -9,11 +9,13 @@ SUDO=""
 
 # Debian packages: the Fashion-MNIST data; PostgreSQL, whose server the ledger tests start
 # themselves on a free loopback port (the ledger can live in PostgreSQL as well as SQLite);
-# a compiler toolchain for better-sqlite3, which npm builds from source when no prebuilt
-# binary can be downloaded.
+# Redis, whose server the job-queue tests also start on a free loopback port (`antidote serve
+# --redis` puts jobs on BullMQ); a compiler toolchain for better-sqlite3, which npm builds
+# from source when no prebuilt binary can be downloaded.
 PACKAGES=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || PACKAGES+=(dataset-fashion-mnist)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || PACKAGES+=(postgresql)
+command -v redis-server >/dev/null || PACKAGES+=(redis-server)
 command -v g++ >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null || PACKAGES+=(build-essential python3)
 if [ "${#PACKAGES[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${PACKAGES[*]}"

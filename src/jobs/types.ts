@@ -111,5 +111,7 @@ export interface JobRunner<S extends z.ZodType = z.ZodType> {
   /** One line for --help and the OpenAPI document. */
   description: string;
   parameters: S;
+  /** Names of the inputs it cannot run without (JobQueue.submit's `inputs`); checked at submit. */
+  requiredInputs?: readonly string[];
   run(parameters: z.output<S>, context: JobContext): Promise<JobOutput>;
 }

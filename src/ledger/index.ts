@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { AntidoteError } from "../errors.js";
 import { appendEvents, type AppendContext } from "./append.js";
 import { openBackend, type Backend } from "./backend.js";
+import type { LedgerDb } from "./database.js";
 import { rotationMessage } from "./chain.js";
 import { deliveryEvidence } from "./evidence.js";
 import {
@@ -123,6 +124,24 @@ async function ledgerSigner(
   return found.signer;
 }
 
+// The database connection behind each ledger this module opened (see `ledgerConnection`).
+const CONNECTIONS = new WeakMap<LedgerReader, LedgerDb>();
+
+/**
+ * The ledger's own database connection, for the service's operational tables (jobs, job
+ * artifacts, used request ids) — never for events or the tables projected from them, which
+ * only `append` writes. Why not a second connection: on SQLite, better-sqlite3 waits for the
+ * write lock inside the call, so a second connection in this process that finds the ledger
+ * mid-append (between two of its awaits) would block the very event loop the append needs to
+ * finish. On one connection, Kysely queues the query until the append commits.
+ */
+export function ledgerConnection(ledger: LedgerReader): LedgerDb {
+  const db = CONNECTIONS.get(ledger);
+  if (db === undefined)
+    throw new AntidoteError("INTERNAL", "ledgerConnection: the ledger was not opened by openLedger or openLedgerReader.");
+  return db;
+}
+
 class SqlLedgerReader implements LedgerReader {
   readonly location: string;
   readonly homeDir: string;
@@ -131,6 +150,7 @@ class SqlLedgerReader implements LedgerReader {
   constructor(protected readonly backend: Backend) {
     this.location = backend.location;
     this.homeDir = backend.homeDir;
+    CONNECTIONS.set(this, backend.db);
   }
 
   verify(options: VerifyOptions = {}): Promise<VerifyReport> {

@@ -46,7 +46,18 @@ export { ingestDelivery, type IngestOptions, type IngestResult } from "./ingest.
 export { exportVersion, type ExportOptions, type ExportResult } from "./export.js";
 export { readStoredDelivery, verifyStore, type StoreProblem } from "./store.js";
 export { registerModelFile, resolveModel, sha256File, type RegisterModelOptions } from "./model.js";
+export { registerModelDigest, type RegisterModelDigestInput } from "./model-digest.js";
 export { defaultRequireSignature } from "./policy.js";
+export {
+  addSource,
+  addSourceKey,
+  revokeSourceKey,
+  type ActorOptions,
+  type AddSourceInput,
+  type AddedSource,
+  type RevokedKey,
+} from "./sources.js";
+export { recordDecision, type DecisionInput, type DecisionResult } from "./decisions.js";
 export {
   verifyUrlIndex,
   urlCheckFinding,

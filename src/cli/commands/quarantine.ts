@@ -1,10 +1,11 @@
 // `antidote quarantine` / `antidote release`: decisions, recorded with who and why. A
 // quarantined sample stays in the ledger (its history is evidence); exports leave it out.
+// A shell over provenance/decisions.ts, which the server shares.
 import type { Command } from "commander";
 import { userInfo } from "node:os";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
-import type { Decision, Ledger } from "../../ledger/types.js";
+import { recordDecision } from "../../provenance/decisions.js";
 import { addLedgerOption, printJson, withLedger } from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 
@@ -51,57 +52,37 @@ Examples:
         ),
     ).action(async (flags: Record<string, unknown>) => {
       const f = parseFlags(decisionFlags, flags);
-      const actor = f.by ?? userInfo().username;
-      await withLedger(flags, async (ledger) => {
-        const decisions: Decision[] = [];
-        for (const name of f.source)
-          if ((await ledger.getSource(name)) === undefined)
-            throw new AntidoteError("SOURCE_UNKNOWN", `--source: "${name}" is not registered.`);
-        if (f.source.length > 0)
-          decisions.push({ action, subjectType: "source", subjectIds: f.source, actor, reason: f.reason });
-        const digests = [
-          ...(await sampleDigests(ledger, f.sample)),
-          ...(await findingSubjects(ledger, f.findingsOver)),
-        ];
-        const unique = [...new Set(digests)];
-        if (unique.length > 0)
-          decisions.push({ action, subjectType: "sample", subjectIds: unique, actor, reason: f.reason });
-        if (decisions.length === 0)
-          throw new AntidoteError(
-            "NOT_FOUND",
-            `no sample has a finding scored over ${f.findingsOver}; nothing ${action}d.`,
-          );
-        await ledger.append(decisions.map((payload) => ({ kind: "decision.recorded" as const, payload })));
-        const summary = { action, sources: f.source, samples: unique.length, actor, reason: f.reason };
-        if (f.json) printJson(summary);
-        else
-          process.stdout.write(
-            `${action}d ${[
-              f.source.length ? `${f.source.length} source(s) (${f.source.join(", ")})` : "",
-              unique.length ? `${unique.length} sample(s)` : "",
-            ]
-              .filter(Boolean)
-              .join(" and ")} — by ${actor}: ${f.reason}\n`,
-          );
-      });
+      const summary = await withLedger(flags, (ledger) =>
+        recordDecision(ledger, {
+          action,
+          sources: f.source,
+          samples: f.sample,
+          findingsOver: f.findingsOver,
+          reason: f.reason,
+          by: f.by ?? userInfo().username,
+        }).catch((e: unknown) => {
+          throw flagTerms(e);
+        }),
+      );
+      if (f.json) printJson(summary);
+      else
+        process.stdout.write(
+          `${action}d ${[
+            f.source.length ? `${f.source.length} source(s) (${f.source.join(", ")})` : "",
+            summary.samples ? `${summary.samples} sample(s)` : "",
+          ]
+            .filter(Boolean)
+            .join(" and ")} — by ${summary.actor}: ${f.reason}\n`,
+        );
     });
   }
 }
 
-async function sampleDigests(ledger: Ledger, ids: string[]): Promise<string[]> {
-  const digests: string[] = [];
-  for (const id of ids) {
-    const trace = await ledger.traceSample(id);
-    if (trace === undefined) throw new AntidoteError("NOT_FOUND", `--sample: "${id}" is not in the ledger.`);
-    digests.push(trace.sample.digest);
-  }
-  return digests;
-}
-
-async function findingSubjects(ledger: Ledger, over: number | undefined): Promise<string[]> {
-  if (over === undefined) return [];
-  const digests: string[] = [];
-  for await (const finding of ledger.findings({ subjectType: "sample", minScore: over }))
-    if (finding.score > over) digests.push(finding.subjectId);
-  return digests;
+// The library names a source or sample; the CLI points at the flag that named it.
+function flagTerms(e: unknown): unknown {
+  if (!(e instanceof AntidoteError)) return e;
+  if (e.code === "SOURCE_UNKNOWN") return new AntidoteError(e.code, `--source: ${e.message}`, { cause: e });
+  if (e.code === "NOT_FOUND" && e.message.startsWith("sample "))
+    return new AntidoteError(e.code, `--sample: ${e.message}`, { cause: e });
+  return e;
 }

@@ -1,10 +1,12 @@
 // `antidote source …`: register who may deliver data, with which keys, under which policy.
+// A shell over provenance/sources.ts, which the server shares.
 import { Option, type Command } from "commander";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
 import { SOURCE_KINDS, type SourceKind } from "../../ledger/types.js";
 import { readPublicKey } from "../../provenance/keys.js";
 import { defaultRequireSignature } from "../../provenance/policy.js";
+import { addSource, addSourceKey, revokeSourceKey } from "../../provenance/sources.js";
 import {
   addLedgerOption,
   addLedgerReadOption,
@@ -58,35 +60,31 @@ Examples:
     const f = parseFlags(addFlags, flags);
     const keys = await Promise.all(f.key.map((k) => readPublicKey(k)));
     const requireSignature = f.requireSignature ?? defaultRequireSignature(f.kind);
+    // Said in the CLI's terms here; the library says the same in its own.
     if (requireSignature && keys.length === 0)
       throw new AntidoteError(
         "USAGE",
         `--key: a ${f.kind} source requires signed deliveries, so it needs at least one public key (or pass --no-require-signature).`,
       );
     await withLedger(flags, async (ledger) => {
-      await ledger.append([
-        {
-          kind: "source.added",
-          payload: {
-            name,
-            kind: f.kind,
-            trust: f.trust,
-            requireSignature,
-            keys: keys.map((k) => ({ publicKeyPem: k.publicKeyPem })),
-          },
-        },
-      ]);
-      const result = {
+      const added = await addSource(ledger, {
         name,
         kind: f.kind,
+        trust: f.trust,
         requireSignature,
-        keys: keys.map((k) => k.keyId),
-        ledger: ledger.location,
-      };
-      if (f.json) printJson(result);
+        publicKeysPem: keys.map((k) => k.publicKeyPem),
+      });
+      if (f.json)
+        printJson({
+          name,
+          kind: f.kind,
+          requireSignature,
+          keys: added.keys,
+          ledger: ledger.location,
+        });
       else
         process.stdout.write(
-          `registered source "${name}" (${f.kind}; ${requireSignature ? "signed deliveries only" : "unsigned deliveries allowed"}) with ${keys.length} key(s)${keys.map((k) => `\n  key ${k.keyId}`).join("")}\n`,
+          `registered source "${name}" (${f.kind}; ${requireSignature ? "signed deliveries only" : "unsigned deliveries allowed"}) with ${added.keys.length} key(s)${added.keys.map((k) => `\n  key ${k}`).join("")}\n`,
         );
     });
   });
@@ -100,10 +98,8 @@ Examples:
   ).action(async (name: string, flags: Record<string, unknown>) => {
     const key = await readPublicKey(String(flags.key));
     await withLedger(flags, async (ledger) => {
-      await ledger.append([
-        { kind: "source.key-added", payload: { source: name, publicKeyPem: key.publicKeyPem } },
-      ]);
-      process.stdout.write(`added key ${key.keyId} to source "${name}"\n`);
+      const { keyId } = await addSourceKey(ledger, name, key.publicKeyPem);
+      process.stdout.write(`added key ${keyId} to source "${name}"\n`);
     });
   });
 
@@ -116,28 +112,16 @@ Examples:
       .description("Revoke a source's key: deliveries signed with it are refused from now on"),
   ).action(async (name: string, keyId: string, flags: Record<string, unknown>) => {
     await withLedger(flags, async (ledger) => {
-      const source = await ledger.getSource(name);
-      if (source === undefined)
-        throw new AntidoteError("SOURCE_UNKNOWN", `source "${name}" is not registered.`);
-      const matches = source.keys.filter((k) => k.keyId.startsWith(keyId.toLowerCase()));
-      if (matches.length !== 1)
-        throw new AntidoteError(
-          "USAGE",
-          `<key-id>: "${keyId}" matches ${matches.length} of the keys of "${name}" (${source.keys.map((k) => k.keyId.slice(0, 16)).join(", ") || "none"}).`,
-        );
-      const full = matches[0]?.keyId ?? keyId;
-      // Revoking twice would record a second revocation that changes nothing: say so instead.
-      const revokedAt = matches[0]?.revokedAt ?? null;
-      if (revokedAt !== null) {
-        process.stdout.write(
-          `key ${full} of source "${name}" was already revoked at ${revokedAt}; nothing written\n`,
-        );
-        return;
-      }
-      await ledger.append([
-        { kind: "source.key-revoked", payload: { source: name, keyId: full, reason: String(flags.reason) } },
-      ]);
-      process.stdout.write(`revoked key ${full} of source "${name}"\n`);
+      const revoked = await revokeSourceKey(ledger, name, keyId, String(flags.reason)).catch((e: unknown) => {
+        throw e instanceof AntidoteError && e.code === "USAGE"
+          ? new AntidoteError("USAGE", `<key-id>: ${e.message}`, { cause: e })
+          : e;
+      });
+      process.stdout.write(
+        revoked.alreadyRevoked
+          ? `key ${revoked.keyId} of source "${name}" was already revoked at ${revoked.revokedAt}; nothing written\n`
+          : `revoked key ${revoked.keyId} of source "${name}"\n`,
+      );
     });
   });
 

@@ -1,0 +1,31 @@
+// Request size limits → 413. JSON and other small bodies go through Hono's bodyLimit (a
+// declared Content-Length over the limit is refused before reading; a chunked body is
+// counted as it is read). Multipart uploads are not buffered: a declared length over the
+// upload limit is refused here, and the streaming reader (multipart.ts) counts the rest.
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HttpError } from "../errors.js";
+
+export function sizeLimit(limits: { maxJsonBytes: number; maxUploadBytes: number }): MiddlewareHandler {
+  const small = bodyLimit({
+    maxSize: limits.maxJsonBytes,
+    onError: () => {
+      throw tooLarge(limits.maxJsonBytes);
+    },
+  });
+  return async function sizeLimit(c, next) {
+    const type = (c.req.header("content-type") ?? "").toLowerCase();
+    if (!type.startsWith("multipart/form-data")) return small(c, next);
+    const declared = Number(c.req.header("content-length") ?? "0");
+    if (declared > limits.maxUploadBytes) throw tooLarge(limits.maxUploadBytes);
+    await next();
+  };
+}
+
+function tooLarge(limit: number): HttpError {
+  return new HttpError(
+    413,
+    "PAYLOAD_TOO_LARGE",
+    `the request body is larger than this server's limit of ${limit} bytes.`,
+  );
+}

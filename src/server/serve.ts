@@ -1,0 +1,113 @@
+// `startServer`: the ledger opened once, the job queue on top of it, the request-id store,
+// and the HTTP API listening on a loopback address by default (tokens travel in headers: on
+// any other address, put a TLS-terminating proxy in front). `close()` stops taking
+// connections, lets requests in flight finish for a grace period, then ends the rest and
+// closes the queue (running jobs are resumed or retried later, never lost) and the ledger.
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import type { JobQueue } from "../jobs/types.js";
+import { openLedger } from "../ledger/index.js";
+import type { Ledger } from "../ledger/types.js";
+import { createApp } from "./app.js";
+import { openRequestIdStore, type RequestIdStore } from "./request-ids.js";
+import type { ServerLimits } from "./types.js";
+
+export interface StartServerOptions {
+  /** SQLite file or postgres:// URL (with its password); default `.antidote/ledger.db`. */
+  location?: string;
+  /** The ledger's signing key (default: beside the ledger, or $ANTIDOTE_LEDGER_KEY). */
+  keyPath?: string;
+  /** Default 8600; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  limits?: Partial<ServerLimits>;
+  uploadDir?: string;
+  log?: (line: string) => void;
+  /** The job queue over the opened ledger: the caller picks the engine (in-process or BullMQ). */
+  queue: (ledger: Ledger) => Promise<JobQueue>;
+  /** How long close() waits for requests in flight before ending them (default 10 s). */
+  graceMs?: number;
+}
+
+export interface RunningServer {
+  /** http://host:port */
+  url: string;
+  ledger: Ledger;
+  jobs: JobQueue;
+  close(): Promise<void>;
+}
+
+/** Long enough for a large upload on a slow link; Node's default (300 s) is not. */
+const REQUEST_TIMEOUT_MS = 60 * 60_000;
+
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const ledger = await openLedger({
+    ...(options.location !== undefined ? { location: options.location } : {}),
+    ...(options.keyPath !== undefined ? { keyPath: options.keyPath } : {}),
+  });
+  let requestIds: RequestIdStore | undefined;
+  let jobs: JobQueue | undefined;
+  try {
+    requestIds = openRequestIdStore(ledger);
+    jobs = await options.queue(ledger);
+    const app = createApp({
+      ledger,
+      jobs,
+      requestIds,
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
+      ...(options.uploadDir !== undefined ? { uploadDir: options.uploadDir } : {}),
+      ...(options.log !== undefined ? { log: options.log } : {}),
+    });
+    const host = options.host ?? "127.0.0.1";
+    const { server, address } = await listen(app.fetch, options.port ?? 8600, host);
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
+    const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+    const opened = { requestIds, jobs };
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      ledger,
+      jobs,
+      close: () => (closing ??= shutDown(server, options.graceMs ?? 10_000, opened, ledger)),
+    };
+  } catch (e) {
+    await jobs?.close().catch(() => undefined);
+    await requestIds?.close().catch(() => undefined);
+    await ledger.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  port: number,
+  hostname: string,
+): Promise<{ server: Server; address: AddressInfo }> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port, hostname }) as Server;
+    server.once("error", reject);
+    server.once("listening", () => {
+      server.off("error", reject);
+      resolve({ server, address: server.address() as AddressInfo });
+    });
+  });
+}
+
+async function shutDown(
+  server: Server,
+  graceMs: number,
+  opened: { requestIds: RequestIdStore; jobs: JobQueue },
+  ledger: Ledger,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  // Event streams never end by themselves; anything still open after the grace period is cut.
+  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(timer);
+  await opened.jobs.close();
+  await opened.requestIds.close();
+  await ledger.close();
+}

@@ -9,8 +9,8 @@
 // (no separators, no `..`, no NUL, no leading dot, at most 255 bytes) and created exclusively
 // (O_EXCL), so a name can neither leave the directory nor overwrite another part; and text
 // fields of the named names, each at most a few kilobytes. Anything else is a 400.
-import { open, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { HttpError } from "./errors.js";
 
 export interface UploadedFile {
@@ -28,7 +28,14 @@ export interface MultipartForm {
 
 export interface MultipartOptions {
   /** File fields and where their parts are written (each directory must exist, empty). */
-  files: Record<string, { dir: string; maxCount: number }>;
+  files: Record<
+    string,
+    {
+      dir: string;
+      maxCount: number;
+      /** Accept `checkUploadPath` names (a directory delivery). */ nested?: boolean;
+    }
+  >;
   /** Text fields the route reads. */
   fields: readonly string[];
   /** Most bytes the whole body may hold; more is a 413. */
@@ -51,6 +58,26 @@ export function checkUploadName(name: string): string | undefined {
   if (name.includes("..")) return 'holds ".."';
   if (name.startsWith(".")) return "starts with a dot";
   if (/\p{Cc}/u.test(name)) return "holds a control character (NUL included)";
+  return undefined;
+}
+
+/** Most directory levels a nested upload name may have (an ImageFolder delivery has one or two). */
+const MAX_UPLOAD_DEPTH = 8;
+
+/**
+ * Why a nested upload name ("train/Bag/00017.png": a directory delivery's file, named as its
+ * signed manifest names it) is refused, or undefined. Each `/`-separated segment must pass
+ * `checkUploadName`, so no segment is empty, "..", hidden, or holds a backslash: the name
+ * stays inside the upload directory however it is joined.
+ */
+export function checkUploadPath(name: string): string | undefined {
+  if (Buffer.byteLength(name, "utf8") > 1024) return "is longer than 1024 bytes";
+  const segments = name.split("/");
+  if (segments.length > MAX_UPLOAD_DEPTH) return `is more than ${MAX_UPLOAD_DEPTH} levels deep`;
+  for (const segment of segments) {
+    const why = checkUploadName(segment);
+    if (why !== undefined) return segment === "" ? "holds an empty path segment" : why;
+  }
   return undefined;
 }
 
@@ -220,12 +247,14 @@ class Parser {
     const target = this.options.files[name];
     if (target === undefined)
       throw new HttpError(400, "USAGE", `file field "${fieldLabel(name)}" is not one this route reads.`);
-    const why = checkUploadName(filename);
+    const why = target.nested === true ? checkUploadPath(filename) : checkUploadName(filename);
     if (why !== undefined)
       throw new HttpError(400, "USAGE", `upload file name ${JSON.stringify(filename)} ${why}.`);
     if (this.form.files.filter((f) => f.field === name).length >= target.maxCount)
       throw new HttpError(400, "USAGE", `file field "${name}" takes at most ${target.maxCount} file(s).`);
     const path = join(target.dir, filename);
+    // Directories are made by us inside the fresh upload directory: no link can be on the way.
+    if (filename.includes("/")) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     // "wx": created new, never through an existing file or link; private to the server's user.
     const handle = await open(path, "wx", 0o600).catch((e: unknown) => {
       if ((e as NodeJS.ErrnoException).code === "EEXIST")

@@ -8,7 +8,12 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpError } from "../../src/server/errors.js";
-import { checkUploadName, readMultipart, type MultipartOptions } from "../../src/server/multipart.js";
+import {
+  checkUploadName,
+  checkUploadPath,
+  readMultipart,
+  type MultipartOptions,
+} from "../../src/server/multipart.js";
 
 const BOUNDARY = "----antidote-test-7d1f";
 const TYPE = `multipart/form-data; boundary=${BOUNDARY}`;
@@ -125,6 +130,40 @@ describe("readMultipart", () => {
     }
     expect(checkUploadName("delivery.parquet")).toBeUndefined();
     expect(checkUploadName("x".repeat(255))).toBeUndefined();
+  });
+
+  it("takes a directory delivery's nested names where the field allows them, each segment checked", async () => {
+    for (const name of [
+      "../x",
+      "a/../../x",
+      "/abs",
+      "a//b",
+      "a/",
+      "a/.git/x",
+      "a\\b/c",
+      "a/b\u0000",
+      "d/".repeat(8) + "x",
+    ])
+      expect(checkUploadPath(name)).toBeDefined();
+    const { dir, options } = uploadDir();
+    const nested = options({ files: { data: { dir: join(dir, "data"), maxCount: 4, nested: true } } });
+    const form = await readMultipart(
+      stream(
+        body([
+          { name: "data", filename: "train/Bag/0.png", value: "png" },
+          { name: "data", filename: "train/Coat/1.png", value: "png2" },
+        ]),
+      ),
+      TYPE,
+      nested,
+    );
+    expect(form.files.map((f) => f.filename)).toEqual(["train/Bag/0.png", "train/Coat/1.png"]);
+    expect(readFileSync(join(dir, "data", "train", "Coat", "1.png"), "utf8")).toBe("png2");
+    const r = await refusal(
+      readMultipart(stream(body([{ name: "data", filename: "a/../../x", value: "evil" }])), TYPE, nested),
+    );
+    expect(r.status).toBe(400);
+    expect(readdirSync(dir)).toEqual(["data"]);
   });
 
   it("refuses parts the route does not read, fields given twice, a file given twice", async () => {

@@ -141,3 +141,33 @@ export {
 } from "./audit/strip.js";
 export { buildAuditReportJson, type AuditReportJson } from "./audit/report-json.js";
 export { renderAuditHtml } from "./audit/report-html.js";
+export {
+  scanShard,
+  planShards,
+  shardRange,
+  type ShardOptions,
+  type ShardOutputs,
+  type ShardPlan,
+  type ShardSpec,
+} from "./scan/shard.js";
+export { mergeShards } from "./scan/shard-merge.js";
+export { encodeShard, decodeShard } from "./scan/shard-file.js";
+export { sampleTag, type PrecomputedModelOutputs } from "./scan/precomputed.js";
+// The service: a typed client for `antidote serve`, and its API tokens.
+export {
+  AntidoteClient,
+  ServiceError,
+  type ClientOptions,
+  type DeliverOptions,
+  type DecisionRequest,
+  type Page,
+  type PageOptions,
+} from "./client/index.js";
+export {
+  authenticate,
+  createToken,
+  revokeToken,
+  type CreatedToken,
+  type Authenticated,
+} from "./auth/index.js";
+export type { JobQueue, JobRecord, JobState, JobProgress, JobArtifact, JobRunner } from "./jobs/types.js";

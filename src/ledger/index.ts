@@ -138,7 +138,10 @@ const CONNECTIONS = new WeakMap<LedgerReader, LedgerDb>();
 export function ledgerConnection(ledger: LedgerReader): LedgerDb {
   const db = CONNECTIONS.get(ledger);
   if (db === undefined)
-    throw new AntidoteError("INTERNAL", "ledgerConnection: the ledger was not opened by openLedger or openLedgerReader.");
+    throw new AntidoteError(
+      "INTERNAL",
+      "ledgerConnection: the ledger was not opened by openLedger or openLedgerReader.",
+    );
   return db;
 }
 

@@ -54,6 +54,11 @@ export interface ModelRunOptions {
   expected?: number;
   /** Samples per batch; default MODEL_BATCH_VALUES / the input's size, at most 1,024. */
   batchSize?: number;
+  /**
+   * ONNX Runtime's intra-op threads (default 2). Shards run side by side on one machine want
+   * cores ÷ shards each: more threads than cores spin and wait instead of computing.
+   */
+  threads?: number;
   /** Progress: samples run of all (of those read so far when the count is not known). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -97,6 +102,7 @@ export class ModelRun {
     const model = await openOnnxClassifier(path, {
       ...(options.inputShape !== undefined ? { inputShape: options.inputShape } : {}),
       ...(options.output !== undefined ? { output: options.output } : {}),
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(classes !== undefined && classes.length >= 2 ? { classes } : {}),
     });
     return new ModelRun(path, model, options);

@@ -23,6 +23,7 @@ import { featurizeText } from "../features/featurize.js";
 import { readOnnxModel } from "../onnx/model-file.js";
 import { parsePythonLiteral } from "../robust/npy.js";
 import type { ModelOutputs, ModelRunOptions, ModelRunSummary } from "./model-run.js";
+import { checkPrecomputed, type PrecomputedModelOutputs } from "./precomputed.js";
 import { InputCollector, type RepresentationInput } from "./read.js";
 
 export type { ModelRunSummary } from "./model-run.js";
@@ -50,6 +51,11 @@ export interface RepresentationOptions {
   predProbs?: string;
   /** `--model`: an ONNX image classifier run over the samples for probabilities and penultimate features. */
   model?: string;
+  /**
+   * The outputs of a model run elsewhere over the same samples (merged shards, scan/shard-merge.ts),
+   * used as `model`'s would be; no model is run. They are checked against the table's samples.
+   */
+  modelOutputs?: PrecomputedModelOutputs;
   /** `--input-shape`: the model's input without batch ([C, H, W] or [D]) when the model leaves it symbolic. */
   inputShape?: number[];
   /** `--output`: the model output holding the class scores, when it has several. */
@@ -185,14 +191,18 @@ export async function buildRepresentation(
   };
 
   let model: ModelOutputs | undefined;
-  if (options.model !== undefined) {
+  // The model's outputs come from running it during the read, or precomputed (sharded scans).
+  const modelPath = options.modelOutputs?.summary.path ?? options.model;
+  if (modelPath !== undefined) {
     if (modelSuperseded(options)) {
       warnings.push(
-        `--model ${options.model} was not run: --features and --pred-probs give everything it would.`,
+        `--model ${modelPath} was not ${options.modelOutputs !== undefined ? "used" : "run"}: --features and ` +
+          "--pred-probs give everything it would.",
       );
     } else {
-      model = given.model;
-      if (model === undefined) throw new AntidoteError("INTERNAL", `--model ${options.model} was not run`);
+      if (options.modelOutputs !== undefined) checkPrecomputed(options.modelOutputs, table);
+      model = options.modelOutputs ?? given.model;
+      if (model === undefined) throw new AntidoteError("INTERNAL", `--model ${modelPath} was not run`);
       warnings.push(...model.warnings);
       rep.summary.model = model.summary;
     }
@@ -216,7 +226,7 @@ export async function buildRepresentation(
     rep.summary.features = { from: model.features.from, dims: model.features.dims };
   } else if (model !== undefined) {
     warnings.push(
-      `--model ${options.model}: no penultimate features, so the feature-space detectors are skipped; ` +
+      `--model ${modelPath}: no penultimate features, so the feature-space detectors are skipped; ` +
         "pass the model's embeddings with --features to run them.",
     );
   }
@@ -312,7 +322,7 @@ export async function buildRepresentation(
       inSample: true,
     };
     warnings.push(
-      `--model ${options.model}: its probabilities are in-sample for the samples it was trained on (a model ` +
+      `--model ${modelPath}: its probabilities are in-sample for the samples it was trained on (a model ` +
         "is confident on its own training labels, flipped ones included), and it has no penultimate features " +
         "to train an out-of-sample probe on, so confident learning finds fewer label errors; pass k-fold " +
         "(cross-validated) probabilities with --pred-probs, or its embeddings with --features, when you have them.",
@@ -392,7 +402,7 @@ async function inputFromSamples(
   const collector = new InputCollector({
     tabular: true,
     expected: samples.length,
-    ...(options.model !== undefined && !modelSuperseded(options)
+    ...(options.model !== undefined && options.modelOutputs === undefined && !modelSuperseded(options)
       ? { model: { ...modelRunOptions(options), path: options.model, classes: table.classes } }
       : {}),
   });

@@ -5,7 +5,8 @@
 // reported as skipped, with why), combine their results into one risk per sample with
 // per-class, per-source and per-annotator aggregates, and, given a ledger, record the findings
 // in one append. A second pass reads only the flagged images shown as thumbnails. The input is
-// only read.
+// only read. A sharded scan hands in the model's outputs, computed by workers and merged
+// (scan/shard.ts), and the read then runs no model.
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import type { Dataset } from "../data/dataset.js";
@@ -29,6 +30,7 @@ import {
 } from "../detect/exclusion-check.js";
 import { combineResults, type EnsembleOptions, type EnsembleResult } from "./ensemble.js";
 import { buildPreviews, type SamplePreview } from "./previews.js";
+import type { PrecomputedModelOutputs } from "./precomputed.js";
 import { readForScan } from "./read.js";
 import {
   buildRepresentation,
@@ -158,6 +160,13 @@ export const scanOptionsSchema = z.object({
 });
 
 export interface ScanOptions extends z.input<typeof scanOptionsSchema> {
+  /**
+   * The user's model's outputs computed elsewhere — its shards run by workers and merged
+   * (scan/shard.ts, scan/shard-merge.ts) — used instead of running `model`, which must then be
+   * left out: the scan reads the dataset for ids, labels, digests and image sketches only, and
+   * refuses outputs computed for other samples (DIGEST_MISMATCH).
+   */
+  modelOutputs?: PrecomputedModelOutputs;
   /** Record findings here (one append). */
   ledger?: Ledger;
   ensemble?: EnsembleOptions;
@@ -244,11 +253,18 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   };
   // Before reading anything: a missing or broken model fails at once.
   if (opts.model !== undefined) checkModelFile(opts.model);
+  const modelOutputs = options.modelOutputs;
+  if (modelOutputs !== undefined && opts.model !== undefined)
+    throw new AntidoteError(
+      "USAGE",
+      "scan options: give the model or its precomputed outputs (modelOutputs), not both.",
+    );
 
   const representationOptions = {
     features: opts.features,
     predProbs: opts.predProbs,
     model: opts.model,
+    modelOutputs,
     inputShape: opts.inputShape,
     output: opts.output,
     shiftedViews: opts.shiftedViews,
@@ -261,7 +277,10 @@ export async function scanDataset(dataset: Dataset, options: ScanOptions = {}): 
   // The scan's own pixel models need every image; with the user's representation only the small
   // images trigger-patches and the exclusion check read are kept (data/image-sketch.ts).
   const userRepresentation =
-    opts.model !== undefined || opts.features !== undefined || opts.predProbs !== undefined;
+    opts.model !== undefined ||
+    modelOutputs !== undefined ||
+    opts.features !== undefined ||
+    opts.predProbs !== undefined;
   const runModel = opts.model !== undefined && !modelSuperseded(opts);
   const read = await stage("read", () =>
     readForScan(dataset, {

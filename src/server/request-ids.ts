@@ -31,10 +31,10 @@ function sqlStore(db: Db): RequestIdStore {
   return {
     async claim(requestId, tokenId, at) {
       const result = await db
-          .insertInto("request_ids")
-          .values({ request_id: requestId, token_id: tokenId, at: at.toISOString() })
-          .onConflict((oc) => oc.column("request_id").doNothing())
-          .executeTakeFirst();
+        .insertInto("request_ids")
+        .values({ request_id: requestId, token_id: tokenId, at: at.toISOString() })
+        .onConflict((oc) => oc.column("request_id").doNothing())
+        .executeTakeFirst();
       return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
     },
     async release(requestId) {

@@ -3,7 +3,8 @@
 // its manifest names them — an analyst scans the version as a job and follows it over
 // Server-Sent Events, downloads report.json, quarantines what it found and exports a clean
 // version; wrong roles and replays come back as errors carrying the server's code.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +19,7 @@ import { openLedger } from "../../src/ledger/index.js";
 import { addSource, buildStatement, signStatement } from "../../src/provenance/index.js";
 import { startServer, type RunningServer } from "../../src/server/serve.js";
 import { supplierKey } from "../server/helpers.js";
+import { fashionModel } from "../helpers/fm-models.js";
 import { FASHION_MNIST_CLASSES, fashionMnistSamples } from "../helpers/real-data.js";
 
 let dir: string;
@@ -117,6 +119,33 @@ describe("AntidoteClient against antidote serve", () => {
     const findings = await as("reader").findings({ subjectType: "sample", limit: 1000 });
     expect(findings.items.length).toBe(flagged.length);
   }, 120_000);
+
+  it("runs the user's uploaded ONNX model in a scan job, named in the report by its input name", async () => {
+    // The audit tests' backdoored MLP (trained once per run, shared through the fixture cache).
+    const model = await fashionModel({
+      arch: "mlp",
+      attack: "patch",
+      target: 0,
+      rate: 0.02,
+      train: 8000,
+      dir,
+      name: "user-model",
+    });
+    const analyst = as("analyst");
+    const job = await analyst.submitJob(
+      "scan",
+      { version, detectors: ["confident-learning"] },
+      model.onnxPath,
+    );
+    const done = await analyst.waitForJob(job.jobId);
+    expect(done.state).toBe("done");
+    expect(done.artifacts).not.toContain("input/model.onnx");
+    const report = JSON.parse(new TextDecoder().decode(await analyst.artifact(job.jobId, "report.json"))) as {
+      representation: { model?: { path: string; digest: string } };
+    };
+    const digest = createHash("sha256").update(readFileSync(model.onnxPath)).digest("hex");
+    expect(report.representation.model).toMatchObject({ path: "model.onnx", digest });
+  }, 180_000);
 
   it("quarantines what the scan found and exports a clean version as a job", async () => {
     const analyst = as("analyst");

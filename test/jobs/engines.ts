@@ -27,8 +27,7 @@ export const inProcess: Engine = {
   name: "in-process",
   setup: () => Promise.resolve(),
   teardown: () => Promise.resolve(),
-  open: (ledger, location, runners) =>
-    createInProcessQueue({ ledger, runners, leaseMs: 2000, pollMs: 200 }),
+  open: (ledger, location, runners) => createInProcessQueue({ ledger, runners, leaseMs: 2000, pollMs: 200 }),
 };
 
 export function bullmq(): Engine & { redis(): RedisServer } {

@@ -50,6 +50,8 @@ export function jobOptions(jobId: string): JobsOptions {
   };
 }
 
+// async although nothing inside waits: a bad Redis URL then rejects, as every engine factory does.
+// eslint-disable-next-line @typescript-eslint/require-await
 export async function createBullmqQueue(options: BullmqQueueOptions): Promise<JobQueue> {
   const { ledger } = options;
   const runners = runnerMap(options.runners ?? JOB_RUNNERS);

@@ -2,8 +2,11 @@
 // and record its findings with the job's outcome. The version is materialized from the sample
 // store into the job's directory; the scan runs without the ledger option, because the engine
 // appends the findings together with `job.finished` in one batch — recorded once, however
-// often the job is run. Only options that need no local files are offered (no --features,
-// --pred-probs or --model: a client cannot name files on the server).
+// often the job is run. Only options that need no local files are offered (no --features or
+// --pred-probs: a client cannot name files on the server); the user's model comes as the
+// job's uploaded input `model.onnx`, as an audit's does.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { openDataset } from "../../data/open.js";
 import type { LedgerEventInput } from "../../ledger/types.js";
@@ -13,8 +16,11 @@ import { scanDataset, scanFindings, scanOptionsSchema } from "../../scan/scan.js
 import type { JobRunner } from "../types.js";
 import { textArtifact, versionData } from "./dataset.js";
 
+/** The uploaded model a scan runs, when the job has one (the same input name as an audit's). */
+export const SCAN_MODEL_INPUT = "model.onnx";
+
 export const scanParameters = scanOptionsSchema
-  .pick({ detectors: true, seed: true, imageProxy: true, previews: true })
+  .pick({ detectors: true, seed: true, imageProxy: true, previews: true, inputShape: true, output: true })
   .extend({ version: z.string().min(1) })
   .strict();
 
@@ -28,7 +34,11 @@ export const scanRunner: JobRunner<typeof scanParameters> = {
     const dataset = await openDataset(data, { format: "parquet" });
     const total = dataset.info.count ?? 0;
     let stage = "read";
+    const model = join(ctx.workDir, "input", SCAN_MODEL_INPUT);
     const report = await scanDataset(dataset, {
+      ...(existsSync(model) ? { model } : {}),
+      ...(p.inputShape !== undefined ? { inputShape: p.inputShape } : {}),
+      ...(p.output !== undefined ? { output: p.output } : {}),
       ...(p.detectors !== undefined ? { detectors: p.detectors } : {}),
       seed: p.seed,
       imageProxy: p.imageProxy,
@@ -45,6 +55,8 @@ export const scanRunner: JobRunner<typeof scanParameters> = {
     // The report as it will be once the engine records the findings: its next steps then name
     // the version (quarantine, export) instead of asking for a ledger; no local path shows.
     report.dataset = { ...report.dataset, path: p.version };
+    if (report.representation.model !== undefined)
+      report.representation.model = { ...report.representation.model, path: SCAN_MODEL_INPUT };
     report.ledger = {
       location: ctx.ledger.location,
       findings: findings.length,

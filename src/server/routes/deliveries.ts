@@ -98,7 +98,10 @@ export function deliveryRoutes(
       const signatureDir = join(dir, "signature");
       await Promise.all([mkdir(dataDir), mkdir(signatureDir)]);
       const form = await readMultipart(c.req.raw.body, c.req.header("content-type") ?? "", {
-        files: { data: { dir: dataDir, maxCount: MAX_FILES, nested: true }, signature: { dir: signatureDir, maxCount: 1 } },
+        files: {
+          data: { dir: dataDir, maxCount: MAX_FILES, nested: true },
+          signature: { dir: signatureDir, maxCount: 1 },
+        },
         fields: ["source", "name"],
         maxBytes: options.limits.maxUploadBytes,
         onField: (field, value) => {

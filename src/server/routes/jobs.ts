@@ -50,7 +50,7 @@ const submit = createRoute({
               model: {
                 type: "string",
                 format: "binary",
-                description: "The model an audit examines (input model.onnx)",
+                description: "The ONNX model an audit examines or a scan runs (input model.onnx)",
               },
               reference: {
                 type: "string",

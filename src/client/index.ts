@@ -278,13 +278,21 @@ export class AntidoteClient {
     const headers: Record<string, string> = { authorization: `Bearer ${this.options.token}` };
     if (typeof body === "string") headers["content-type"] = "application/json";
     if (method !== "GET") headers["antidote-request-id"] = randomUUID();
-    let response: Response;
-    try {
-      response = await this.fetchFn(`${this.base}${path}`, {
+    const send = () =>
+      this.fetchFn(`${this.base}${path}`, {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
         ...(signal !== undefined ? { signal } : {}),
+      });
+    let response: Response;
+    try {
+      response = await send().catch((e: unknown) => {
+        // A kept-alive connection the server closed as idle just as this request went out is
+        // reset without the request having been read: a read is safe to send once more. A
+        // mutation is not retried here — its request id would be refused as a replay anyway.
+        if (method === "GET" && signal?.aborted !== true && connectionReset(e)) return send();
+        throw e;
       });
     } catch (e) {
       throw new AntidoteError(
@@ -296,6 +304,11 @@ export class AntidoteClient {
     if (response.ok) return response;
     throw await failure(response, `${method} ${path}`);
   }
+}
+
+function connectionReset(e: unknown): boolean {
+  const cause = e instanceof Error ? (e.cause as { code?: unknown } | undefined) : undefined;
+  return cause?.code === "ECONNRESET" || cause?.code === "UND_ERR_SOCKET";
 }
 
 /** The server's JSON error as a ServiceError; a body that is not one is described by its status. */

@@ -41,6 +41,8 @@ export interface RunningServer {
 
 /** Long enough for a large upload on a slow link; Node's default (300 s) is not. */
 const REQUEST_TIMEOUT_MS = 60 * 60_000;
+/** Idle keep-alive connections are kept this long (Node's default, 5 s, is below clients' 4–60 s). */
+const KEEP_ALIVE_MS = 65_000;
 
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const ledger = await openLedger({
@@ -63,6 +65,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     const host = options.host ?? "127.0.0.1";
     const { server, address } = await listen(app.fetch, options.port ?? 8600, host);
     server.requestTimeout = REQUEST_TIMEOUT_MS;
+    // Longer than clients' own idle timeouts, so that it is the client that closes an idle
+    // connection: a server closing one as a request goes out makes the client see a reset.
+    server.keepAliveTimeout = KEEP_ALIVE_MS;
     const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
     const opened = { requestIds, jobs };
     let closing: Promise<void> | undefined;

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
 import type { Ledger } from "../../ledger/types.js";
+import { DEFAULT_LOCATION } from "../../ledger/backend.js";
 import { addLedgerOption } from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 
@@ -96,7 +97,11 @@ Authorization: Bearer <token>; every POST, PUT, PATCH and DELETE a fresh Antidot
       host: f.host,
       limits,
       uploadDir: f.uploadDir,
-      queue: (ledger) => jobQueue(ledger, f.redis),
+      queue: (ledger) =>
+        jobQueue(ledger, f.redis, {
+          location: location ?? DEFAULT_LOCATION,
+          ...(f.ledgerKey !== undefined ? { keyPath: f.ledgerKey } : {}),
+        }),
     });
     const loopback = /^(127\.|::1$|localhost$)/.test(f.host);
     process.stdout.write(
@@ -111,10 +116,16 @@ Authorization: Bearer <token>; every POST, PUT, PATCH and DELETE a fresh Antidot
   });
 }
 
-async function jobQueue(ledger: Ledger, redisUrl: string | undefined) {
+async function jobQueue(
+  ledger: Ledger,
+  redisUrl: string | undefined,
+  isolate: { location: string; keyPath?: string },
+) {
   const jobs = await import("../../jobs/index.js");
+  // In-process jobs each run in a child process on the same ledger: a scan's minutes of
+  // computing must not stall the requests this process answers.
   return redisUrl === undefined
-    ? jobs.createInProcessQueue({ ledger })
+    ? jobs.createInProcessQueue({ ledger, isolate })
     : jobs.createBullmqQueue({ ledger, redisUrl });
 }
 

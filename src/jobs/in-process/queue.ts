@@ -9,14 +9,18 @@
 // the queue: the next server to open the ledger resumes them. A server killed outright leaves
 // them `running`; once their lease lapses, the next sweep (or start-up) queues them again.
 // One engine per ledger: beside a BullMQ producer this loop would take the workers' jobs.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { fileURLToPath } from "node:url";
 import type { Ledger } from "../../ledger/types.js";
 import { jobCore, runnerMap } from "../core.js";
-import { executeJob, type ExecuteContext } from "../execute.js";
+import { AntidoteError } from "../../errors.js";
+import { executeJob, type ExecuteContext, type Execution } from "../execute.js";
 import { JOB_RUNNERS } from "../runners/index.js";
 import { JobStore, type JobRow } from "../store.js";
 import type { JobQueue, JobRunner } from "../types.js";
+import type { ChildJob } from "./child.js";
 import { recoverExpired } from "./recover.js";
 
 export interface InProcessQueueOptions {
@@ -28,6 +32,13 @@ export interface InProcessQueueOptions {
   leaseMs?: number;
   /** How often to look for work queued elsewhere and for lapsed leases (default 1 s). */
   pollMs?: number;
+  /**
+   * Run each job in a child process that opens the same ledger (child.ts), so that a job's
+   * minutes of computing never stall the server's requests and a crashing job does not take
+   * the server down. Needs the ledger's location (a postgres URL with its password) and its
+   * key file (or $ANTIDOTE_LEDGER_KEY, which the child inherits); the default runners only.
+   */
+  isolate?: { location: string; keyPath?: string };
 }
 
 export async function createInProcessQueue(options: InProcessQueueOptions): Promise<JobQueue> {
@@ -38,9 +49,15 @@ export async function createInProcessQueue(options: InProcessQueueOptions): Prom
       ledger: options.ledger,
       runners: runnerMap(options.runners ?? JOB_RUNNERS),
     };
+    if (options.isolate !== undefined && options.runners !== undefined)
+      throw new AntidoteError(
+        "USAGE",
+        "isolate: a job run in a child process uses the default runners only.",
+      );
     const loop = new Loop(ctx, {
       concurrency: Math.max(1, options.concurrency ?? 1),
       leaseMs: options.leaseMs ?? 60_000,
+      isolate: options.isolate,
     });
     const core = jobCore(store, options.ledger, ctx.runners, { queued: () => Promise.resolve(loop.wake()) });
     // A restarted server: take back what the previous one left running, then resume the queue.
@@ -55,7 +72,10 @@ export async function createInProcessQueue(options: InProcessQueueOptions): Prom
 
 class Loop {
   private readonly instance = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
-  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly running = new Map<
+    string,
+    { owner: string; controller: AbortController; done: Promise<void> }
+  >();
   private claims = 0;
   private closed = false;
   private again = false;
@@ -65,11 +85,20 @@ class Loop {
 
   constructor(
     private readonly ctx: ExecuteContext,
-    private readonly settings: { concurrency: number; leaseMs: number },
+    private readonly settings: {
+      concurrency: number;
+      leaseMs: number;
+      isolate: InProcessQueueOptions["isolate"];
+    },
   ) {}
 
-  /** Leases this loop holds: never taken back from itself, however late a heartbeat. */
-  readonly mine = (owner: string | null): boolean => owner?.startsWith(`${this.instance}#`) === true;
+  /**
+   * Claims of jobs this loop is running now: never taken back from itself, however late a
+   * heartbeat. A claim whose run has ended without an outcome (the job's process was killed,
+   * or the ledger was unreachable) is not among them, so its lapsed lease is recovered.
+   */
+  readonly mine = (owner: string | null): boolean =>
+    owner !== null && [...this.running.values()].some((job) => job.owner === owner);
 
   start(pollMs: number): void {
     this.timer = setInterval(() => {
@@ -121,11 +150,16 @@ class Loop {
 
   private run(row: JobRow, owner: string): void {
     const controller = new AbortController();
-    const done = executeJob(this.ctx, row, {
-      owner,
-      leaseMs: this.settings.leaseMs,
-      signal: controller.signal,
-    })
+    const options = { owner, leaseMs: this.settings.leaseMs, signal: controller.signal };
+    const isolate = this.settings.isolate;
+    const done = (
+      isolate === undefined
+        ? executeJob(this.ctx, row, options)
+        : executeInChild(
+            { ...isolate, jobId: row.job_id, owner, leaseMs: options.leaseMs },
+            controller.signal,
+          )
+    )
       .then(async (execution) => {
         if (execution === "interrupted") await this.ctx.store.requeue(row.job_id, owner);
       })
@@ -136,6 +170,48 @@ class Loop {
         this.running.delete(row.job_id);
         this.wake();
       });
-    this.running.set(row.job_id, { controller, done });
+    this.running.set(row.job_id, { owner, controller, done });
   }
+}
+
+// child.ts beside this file: the compiled .js in a build, the .ts source under tsx (tests).
+const CHILD_PATH = fileURLToPath(
+  new URL(`./child${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url),
+);
+
+/**
+ * Run the claimed job in a child process; its last stdout line says how it ended. A child that
+ * dies without saying (killed, crashed) is an error here: the row stays running under the
+ * claim, whose lease lapses, and recovery runs the job again (recorded once whatever happens).
+ */
+function executeInChild(job: ChildJob, signal: AbortSignal): Promise<Execution> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [...(CHILD_PATH.endsWith(".ts") ? ["--import", "tsx"] : []), CHILD_PATH],
+      {
+        env: { ...process.env, ANTIDOTE_JOB_CHILD: JSON.stringify(job) },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    const stop = () => child.kill("SIGTERM");
+    signal.addEventListener("abort", stop, { once: true });
+    child.once("error", reject);
+    child.once("exit", (code, how) => {
+      signal.removeEventListener("abort", stop);
+      const last = out.trim().split("\n").pop() ?? "";
+      try {
+        resolve((JSON.parse(last) as { execution: Execution }).execution);
+      } catch {
+        reject(
+          new AntidoteError(
+            "INTERNAL",
+            `job ${job.jobId}: its process ended (${how ?? `exit ${code}`}) without an outcome.`,
+          ),
+        );
+      }
+    });
+  });
 }

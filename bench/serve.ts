@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     clients: { type: "string", default: "32" },
     "ingest-samples": { type: "string", default: "60000" },
     "skip-ingest": { type: "boolean", default: false },
+    "skip-sqlite": { type: "boolean", default: false },
     "scan-share": { type: "string", default: "0.01" },
     "deliveries-per-client": { type: "string", default: "12" },
   },
@@ -71,7 +72,8 @@ try {
       "| ledger | requests | req/s | 5xx | read p50 / p99 ms (client) | read p50 / p99 ms (in server) | delivery p50 / p99 ms | scan submit p50 ms | deliveries 201 = recorded | verify |\n" +
       "|---|---|---|---|---|---|---|---|---|---|\n",
   );
-  process.stdout.write(await load("SQLite", join(work, "sqlite", "ledger.db"), images));
+  if (!args["skip-sqlite"])
+    process.stdout.write(await load("SQLite", join(work, "sqlite", "ledger.db"), images));
   if (!skipPostgres()) {
     pg = await startPostgres();
     process.stdout.write(await load("PostgreSQL", await pg.createDatabase(), images));
@@ -160,7 +162,11 @@ async function load(engine: string, location: string, images: Sample[]): Promise
               if (!result.alreadyIngested) accepted++;
             }
             if (kind === "scan") {
-              await adminClient.submitJob("scan", { version, detectors: ["confident-learning"] });
+              await adminClient.submitJob("scan", {
+                version,
+                detectors: ["confident-learning"],
+                imageProxy: "mlp",
+              });
               scans++;
             } else if (kind === "read") await read(adminClient, version, supplier.name);
           } catch (e) {

@@ -59,10 +59,17 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-export async function openBackend(location: string | undefined, mode: OpenMode = "write"): Promise<Backend> {
+/** PostgreSQL connections a ledger holds at most (a CLI command needs few; a server more). */
+export const DEFAULT_POOL_SIZE = 4;
+
+export async function openBackend(
+  location: string | undefined,
+  mode: OpenMode = "write",
+  poolSize = DEFAULT_POOL_SIZE,
+): Promise<Backend> {
   const backend =
     location !== undefined && isPostgresUrl(location)
-      ? await openPostgres(location, mode)
+      ? await openPostgres(location, mode, poolSize)
       : openSqlite(location, mode);
   if (mode === "write") await migrate(backend);
   else await requireCurrentSchema(backend);
@@ -149,14 +156,14 @@ class LockingSqliteDialect extends SqliteDialect {
   }
 }
 
-async function openPostgres(url: string, mode: OpenMode): Promise<Backend> {
+async function openPostgres(url: string, mode: OpenMode, poolSize: number): Promise<Backend> {
   const display = withoutPassword(url);
   // Loaded only for a PostgreSQL ledger: every CLI command opens the module, most never need pg.
   const { default: pg } = await import("pg");
   // A reader's sessions are read-only on the server itself, whatever a bug here might try.
   const pool = new pg.Pool({
     connectionString: url,
-    max: 4,
+    max: poolSize,
     ...(mode === "read" ? { options: "-c default_transaction_read_only=on" } : {}),
   });
   // An idle client whose server went away emits 'error' on the pool; the next query

@@ -62,7 +62,7 @@ export { parseSignedTreeHead } from "./verify.js";
  * key is missing or is not the key its log endorses is refused, never re-keyed.
  */
 export async function openLedger(options: OpenLedgerOptions = {}): Promise<Ledger> {
-  const backend = await openBackend(options.location, "write");
+  const backend = await openBackend(options.location, "write", options.poolSize);
   try {
     const keyPath = resolve(options.keyPath ?? join(backend.homeDir, "ledger-key.pem"));
     const ledger = new SqlLedger(

@@ -422,4 +422,7 @@ export interface OpenLedgerOptions {
   actor?: string;
   /** Sign with this instead of a key file or $ANTIDOTE_LEDGER_KEY (a KMS or PKCS#11 hook). */
   signer?: LedgerSigner;
+  /** PostgreSQL: connections held at most (default 4). A server answering many clients needs
+   * more, so that reads do not wait behind an append holding one for its whole transaction. */
+  poolSize?: number;
 }

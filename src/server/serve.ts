@@ -39,6 +39,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** PostgreSQL connections of the server's ledger: reads keep going while appends hold one each. */
+const SERVER_POOL_SIZE = 16;
+
 /** Long enough for a large upload on a slow link; Node's default (300 s) is not. */
 const REQUEST_TIMEOUT_MS = 60 * 60_000;
 /** Idle keep-alive connections are kept this long (Node's default, 5 s, is below clients' 4–60 s). */
@@ -46,6 +49,7 @@ const KEEP_ALIVE_MS = 65_000;
 
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const ledger = await openLedger({
+    poolSize: SERVER_POOL_SIZE,
     ...(options.location !== undefined ? { location: options.location } : {}),
     ...(options.keyPath !== undefined ? { keyPath: options.keyPath } : {}),
   });

@@ -39,6 +39,7 @@ const MEASURED_SECONDS: Record<string, number> = {
   // The service's files, measured on a busy machine (2026-12-07).
   "test/scan/shard.test.ts": 40,
   "test/jobs/runners.test.ts": 30,
+  "test/jobs/isolate.test.ts": 30,
   "test/server/load.test.ts": 25,
   "test/jobs/faults.test.ts": 20,
   "test/client/client.test.ts": 20,

@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     "ingest-samples": { type: "string", default: "60000" },
     "skip-ingest": { type: "boolean", default: false },
     "skip-sqlite": { type: "boolean", default: false },
+    "skip-load": { type: "boolean", default: false },
     "scan-share": { type: "string", default: "0.01" },
     "deliveries-per-client": { type: "string", default: "12" },
   },

@@ -3,9 +3,10 @@
 // (everything it held is gone, as after a crash of an unpersisted Redis); `stop()` removes it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./free-port.js";
 
 export const REDIS_SERVER = "/usr/bin/redis-server";
 
@@ -105,22 +106,6 @@ export function ping(port: number): Promise<boolean> {
     socket.on("data", (chunk) => {
       reply += chunk.toString("latin1");
       if (reply.includes("\r\n")) done(reply.startsWith("+PONG") || reply.startsWith("-NOAUTH"));
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
     });
   });
 }

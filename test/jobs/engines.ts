@@ -12,6 +12,11 @@ import type { JobQueue, JobRecord, JobRunner } from "../../src/jobs/types.js";
 import { openLedger } from "../../src/ledger/index.js";
 import type { Ledger, LedgerEvent } from "../../src/ledger/types.js";
 import { REDIS_MISSING, startRedis, type RedisServer } from "../helpers/redis.js";
+import { simulateAttack } from "../../src/attack/index.js";
+import { memoryDataset } from "../../src/data/memory.js";
+import { createWriter } from "../../src/data/open.js";
+import { ingestDelivery } from "../../src/provenance/ingest.js";
+import { FASHION_MNIST_CLASSES, fashionMnistSamples } from "../helpers/real-data.js";
 
 /** BullMQ settings that make a dead worker's job come back within a few seconds. */
 export const FAST_LOCK = { lockDurationMs: 2000, stalledIntervalMs: 500 } as const;
@@ -130,4 +135,29 @@ export async function jobEvents(ledger: Ledger, jobId: string): Promise<LedgerEv
     if (payload.jobId === jobId || payload.subjectId === jobId) out.push(e);
   }
   return out;
+}
+
+/**
+ * A crawl's delivery of `samples` real Fashion-MNIST images, 2 % of them stamped with a 3×3
+ * BadNets patch and relabelled Bag by the project's simulator, ingested into `t`: the version
+ * and the ids of the patched images (the ground truth the scan jobs are held to).
+ */
+export async function patchedVersion(
+  t: TestLedger,
+  samples: number,
+): Promise<{ version: string; victims: Set<string> }> {
+  const data = join(t.dir, "delivery.parquet");
+  const gt = await simulateAttack(
+    memoryDataset(fashionMnistSamples(samples), { classes: FASHION_MNIST_CLASSES }),
+    await createWriter(data, { classes: FASHION_MNIST_CLASSES }),
+    { kind: "patch", target: "Bag", rate: 0.02, seed: 2 },
+  );
+  await t.ledger.append([
+    {
+      kind: "source.added",
+      payload: { name: "crawl", kind: "web", trust: 0.5, requireSignature: false, keys: [] },
+    },
+  ]);
+  const { datasetVersion } = await ingestDelivery(t.ledger, { target: data, source: "crawl" });
+  return { version: datasetVersion, victims: new Set(gt.poisoned.map((r) => r.id)) };
 }

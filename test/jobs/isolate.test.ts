@@ -3,16 +3,11 @@
 // records its findings once; its process killed with SIGKILL mid-scan leaves the job to be
 // run again once the claim lapses, recorded once; the server's process never runs a job.
 import { execFileSync } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simulateAttack } from "../../src/attack/index.js";
-import { memoryDataset } from "../../src/data/memory.js";
-import { createWriter } from "../../src/data/open.js";
 import { createInProcessQueue } from "../../src/jobs/in-process/queue.js";
 import type { JobQueue } from "../../src/jobs/types.js";
-import { ingestDelivery } from "../../src/provenance/ingest.js";
-import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
-import { freshLedger, jobEvents, waitFor, waitForState, type TestLedger } from "./engines.js";
+import { hasFashionMnist } from "../helpers/real-data.js";
+import { freshLedger, patchedVersion, jobEvents, waitFor, waitForState, type TestLedger } from "./engines.js";
 
 /** Pids of this test's job processes (child.ts, told apart by the ledger's location). */
 function jobProcesses(location: string): number[] {
@@ -45,20 +40,7 @@ describe.runIf(hasFashionMnist())("in-process jobs isolated in child processes",
 
   beforeAll(async () => {
     t = await freshLedger("antidote-isolate-");
-    const data = join(t.dir, "delivery.parquet");
-    const gt = await simulateAttack(
-      memoryDataset(fashionMnistSamples(1000), { classes: FASHION_MNIST_CLASSES }),
-      await createWriter(data, { classes: FASHION_MNIST_CLASSES }),
-      { kind: "patch", target: "Bag", rate: 0.02, seed: 2 },
-    );
-    victims = new Set(gt.poisoned.map((r) => r.id));
-    await t.ledger.append([
-      {
-        kind: "source.added",
-        payload: { name: "crawl", kind: "web", trust: 0.5, requireSignature: false, keys: [] },
-      },
-    ]);
-    version = (await ingestDelivery(t.ledger, { target: data, source: "crawl" })).datasetVersion;
+    ({ version, victims } = await patchedVersion(t, 1000));
     queue = await createInProcessQueue({
       ledger: t.ledger,
       pollMs: 200,

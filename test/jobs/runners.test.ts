@@ -10,16 +10,14 @@ import { writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simulateAttack } from "../../src/attack/index.js";
-import { collect, memoryDataset } from "../../src/data/memory.js";
-import { createWriter, openDataset } from "../../src/data/open.js";
+import { collect } from "../../src/data/memory.js";
+import { openDataset } from "../../src/data/open.js";
 import { createInProcessQueue } from "../../src/jobs/in-process/queue.js";
 import type { JobQueue } from "../../src/jobs/types.js";
-import { ingestDelivery } from "../../src/provenance/ingest.js";
 import { antidoteFailure } from "../helpers/errors.js";
 import { fashionModel } from "../helpers/fm-models.js";
-import { FASHION_MNIST_CLASSES, fashionMnistSamples, hasFashionMnist } from "../helpers/real-data.js";
-import { freshLedger, waitForState, type TestLedger } from "./engines.js";
+import { hasFashionMnist } from "../helpers/real-data.js";
+import { freshLedger, patchedVersion, waitForState, type TestLedger } from "./engines.js";
 
 const SAMPLES = 1000;
 // The scan's bar for this attack (test/scan/scan-images.test.ts), held loosely.
@@ -34,21 +32,7 @@ describe.runIf(hasFashionMnist())("job runners on a ledger version", () => {
 
   beforeAll(async () => {
     t = await freshLedger();
-    const data = join(t.dir, "delivery.parquet");
-    const info = { classes: FASHION_MNIST_CLASSES };
-    const gt = await simulateAttack(
-      memoryDataset(fashionMnistSamples(SAMPLES), info),
-      await createWriter(data, { classes: FASHION_MNIST_CLASSES }),
-      { kind: "patch", target: "Bag", rate: 0.02, seed: 2 },
-    );
-    victims = new Set(gt.poisoned.map((r) => r.id));
-    await t.ledger.append([
-      {
-        kind: "source.added",
-        payload: { name: "crawl", kind: "web", trust: 0.5, requireSignature: false, keys: [] },
-      },
-    ]);
-    version = (await ingestDelivery(t.ledger, { target: data, source: "crawl" })).datasetVersion;
+    ({ version, victims } = await patchedVersion(t, SAMPLES));
     queue = await createInProcessQueue({ ledger: t.ledger, pollMs: 200 });
   });
   afterAll(async () => {

@@ -7,6 +7,8 @@ import type { JobArtifact } from "./types.js";
 
 /** Artifacts whose names start with this are the job's inputs (JobQueue.submit's `inputs`). */
 export const INPUT_PREFIX = "input/";
+/** The outputs of the job's parts (JobRunner.parts): working state, not results; dropped once it is done. */
+export const PART_PREFIX = "part/";
 
 /** Insert an artifact, or replace it (a rerun produces its files again). */
 export async function putArtifact(db: LedgerDb, jobId: string, artifact: JobArtifact): Promise<void> {
@@ -54,7 +56,7 @@ export async function readInputs(db: LedgerDb, jobId: string): Promise<JobArtifa
   }));
 }
 
-/** Names of the files each job produced (its inputs left out), by job. */
+/** Names of the files each job produced (its inputs and parts left out), by job. */
 export async function outputNames(db: LedgerDb, jobIds: readonly string[]): Promise<Map<string, string[]>> {
   const names = new Map<string, string[]>();
   if (jobIds.length === 0) return names;
@@ -63,6 +65,7 @@ export async function outputNames(db: LedgerDb, jobIds: readonly string[]): Prom
     .select(["job_id", "name"])
     .where("job_id", "in", [...jobIds])
     .where("name", "not like", `${INPUT_PREFIX}%`)
+    .where("name", "not like", `${PART_PREFIX}%`)
     .orderBy("name")
     .execute();
   for (const { job_id, name } of rows) names.set(job_id, [...(names.get(job_id) ?? []), name]);

@@ -67,7 +67,7 @@ export function jobCore(
       if (typeof principal !== "string" || principal.trim() === "")
         throw new AntidoteError("USAGE", "a job needs a principal (who asked for it).");
       const parsed = parseOptions(runner.parameters, parameters, `${kind} job parameters`);
-      const files = checkInputs(inputs, runner);
+      const files = checkInputs(inputs, runner, parsed);
       const jobId = `job-${randomBytes(8).toString("hex")}`;
       const record = jsonRecord(parsed);
       // The request is evidence before it is work: recorded first, so a row never exists
@@ -138,6 +138,7 @@ function notFound(jobId: string): AntidoteError {
 function checkInputs(
   inputs: readonly { name: string; bytes: Uint8Array }[],
   runner: JobRunner,
+  parameters: unknown,
 ): JobArtifact[] {
   const names = new Set<string>();
   const files = inputs.map(({ name, bytes }) => {
@@ -156,7 +157,11 @@ function checkInputs(
       bytes,
     };
   });
-  for (const needed of runner.requiredInputs ?? [])
+  const required =
+    typeof runner.requiredInputs === "function"
+      ? runner.requiredInputs(parameters)
+      : (runner.requiredInputs ?? []);
+  for (const needed of required)
     if (!names.has(needed))
       throw new AntidoteError("USAGE", `${runner.kind} job: input "${needed}" is missing.`);
   return files;

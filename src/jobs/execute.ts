@@ -20,12 +20,21 @@ import type { Ledger } from "../ledger/types.js";
 import { Lease } from "./lease.js";
 import { errorMessage, finishedEvent, type Outcome } from "./record.js";
 import { INPUT_PREFIX, type JobRow, type JobStore } from "./store.js";
-import type { JobArtifact, JobOutput, JobRunner } from "./types.js";
+import {
+  TERMINAL_STATES,
+  type JobArtifact,
+  type JobOutput,
+  type JobParts,
+  type JobRunner,
+  type JobState,
+} from "./types.js";
 
 export interface ExecuteContext {
   store: JobStore;
   ledger: Ledger;
   runners: ReadonlyMap<string, JobRunner>;
+  /** CPU threads a job may give a compute library (JobContext.threads). */
+  threads?: number;
 }
 
 export interface ExecuteOptions {
@@ -100,6 +109,8 @@ export async function executeJob(
         controller.signal.throwIfAborted();
         lease.progress({ stage, done, total });
       },
+      parts: jobParts(ctx.store, job.jobId),
+      ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
     });
     ended = { state: "done", output };
   } catch (e) {
@@ -122,6 +133,67 @@ async function cleanUp(
   signal.removeEventListener("abort", shutdown);
   await lease.stop();
   await rm(workDir, { recursive: true, force: true });
+}
+
+function jobParts(store: JobStore, jobId: string): JobParts {
+  return {
+    get: (part) => store.part(jobId, part),
+    put: (part, bytes) => store.putPart(jobId, part, bytes),
+  };
+}
+
+/**
+ * Compute one part of a job (JobRunner.parts) ahead of the job itself, and keep its output
+ * with the job. Nothing is recorded in the ledger: the job's own run does that. A part already
+ * kept is not computed again, and a job that has ended (cancelled, finished without waiting)
+ * has no use for it: both are "skipped". Throws when the part fails; the job's run then
+ * computes it itself (and fails with the reason, if it is the data's).
+ */
+export async function executePart(
+  ctx: ExecuteContext,
+  jobId: string,
+  part: string,
+  signal: AbortSignal,
+): Promise<"done" | "skipped"> {
+  const row = await ctx.store.row(jobId);
+  if (row === undefined || TERMINAL_STATES.includes(row.state as JobState)) return "skipped";
+  if (Number(row.cancel_requested) === 1) return "skipped";
+  const runner = ctx.runners.get(row.kind);
+  if (runner?.runPart === undefined || runner.parts === undefined)
+    throw new AntidoteError("INTERNAL", `jobs of kind "${row.kind}" have no parts to run here.`);
+  const parameters: unknown = parseOptions(
+    runner.parameters,
+    JSON.parse(row.parameters),
+    `${row.kind} job parameters`,
+  );
+  const all = runner.parts(parameters);
+  if (!all.includes(part))
+    throw new AntidoteError("INTERNAL", `job ${jobId} has no part "${part.slice(0, 80)}".`);
+  if ((await ctx.store.part(jobId, part)) !== undefined) return "skipped";
+  const workDir = await mkdtemp(join(tmpdir(), "antidote-part-"));
+  try {
+    await writeInputs(workDir, await ctx.store.inputs(jobId));
+    const bytes = await runner.runPart(parameters, part, {
+      jobId,
+      principal: row.principal,
+      ledger: ctx.ledger,
+      workDir,
+      signal,
+      progress: () => signal.throwIfAborted(),
+      parts: jobParts(ctx.store, jobId),
+      ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+    });
+    await ctx.store.putPart(jobId, part, bytes);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const done = new Set(await ctx.store.partNames(jobId));
+  await ctx.store.queuedProgress(jobId, {
+    stage: "parts",
+    done: all.filter((p) => done.has(p)).length,
+    total: all.length,
+  });
+  return "done";
 }
 
 /** The job's inputs, as files under workDir/input/. */
@@ -180,6 +252,9 @@ async function record(
   }
   if (artifacts.length > 0) await ctx.store.putArtifacts(job.jobId, artifacts);
   await ctx.store.finish(job.jobId, { state: ended.state, result, error });
+  // Parts were working state. A crash before this line leaves them behind: unused (the row has
+  // its final state), and dropped with the job's other artifacts.
+  await ctx.store.dropParts(job.jobId);
   return ended.state;
 }
 

@@ -17,7 +17,8 @@ import type { LedgerReader } from "../ledger/types.js";
 import { canonicalJson } from "../ledger/chain.js";
 import type { JobsTable } from "../ledger/database.js";
 import type { JsonValue } from "../data/sample.js";
-import { outputNames, putArtifact, readArtifact, readInputs } from "./artifacts.js";
+import { createHash } from "node:crypto";
+import { PART_PREFIX, outputNames, putArtifact, readArtifact, readInputs } from "./artifacts.js";
 import {
   TERMINAL_STATES,
   type JobArtifact,
@@ -172,6 +173,54 @@ export class JobStore {
       .returning("cancel_requested")
       .executeTakeFirst();
     return row === undefined ? undefined : { cancelRequested: Number(row.cancel_requested) === 1 };
+  }
+
+  /**
+   * Progress of a job still queued while its parts run elsewhere (the row has no lease to
+   * heartbeat under yet). No effect once the job has been claimed or has ended.
+   */
+  async queuedProgress(jobId: string, progress: JobProgress): Promise<void> {
+    await this.backend.db
+      .updateTable("jobs")
+      .set({ progress: canonicalJson(progress), updated_at: new Date().toISOString() })
+      .where("job_id", "=", jobId)
+      .where("state", "=", "queued")
+      .execute();
+  }
+
+  /** A part's output (JobRunner.parts), if computed. */
+  async part(jobId: string, part: string): Promise<Uint8Array | undefined> {
+    return (await readArtifact(this.backend.db, jobId, `${PART_PREFIX}${part}`))?.bytes;
+  }
+
+  /** Store a part's output (replacing it: two workers that both computed it wrote the same). */
+  async putPart(jobId: string, part: string, bytes: Uint8Array): Promise<void> {
+    await putArtifact(this.backend.db, jobId, {
+      name: `${PART_PREFIX}${part}`,
+      mediaType: "application/octet-stream",
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      bytes,
+    });
+  }
+
+  /** Names of the parts computed so far. */
+  async partNames(jobId: string): Promise<string[]> {
+    const rows = await this.backend.db
+      .selectFrom("job_artifacts")
+      .select("name")
+      .where("job_id", "=", jobId)
+      .where("name", "like", `${PART_PREFIX}%`)
+      .execute();
+    return rows.map((r) => r.name.slice(PART_PREFIX.length));
+  }
+
+  /** Drop a job's parts: its outcome is recorded and its result no longer needs them. */
+  async dropParts(jobId: string): Promise<void> {
+    await this.backend.db
+      .deleteFrom("job_artifacts")
+      .where("job_id", "=", jobId)
+      .where("name", "like", `${PART_PREFIX}%`)
+      .execute();
   }
 
   /** Ask a running job to stop; false when it is not running. */

@@ -96,6 +96,19 @@ export interface JobContext {
   signal: AbortSignal;
   /** Report progress (throttled by the engine); throws once the job is cancelled. */
   progress(stage: string, done: number, total: number): void;
+  /** The outputs of the job's parts (JobRunner.parts) computed so far, here or by other workers. */
+  parts: JobParts;
+  /** CPU threads the job may give a compute library (ONNX Runtime); unset: the library's default. */
+  threads?: number;
+}
+
+/**
+ * Parts of one job's work, kept with the job (in the ledger database) across its runs and
+ * across workers: a part computed once is not computed again, whoever asks.
+ */
+export interface JobParts {
+  get(part: string): Promise<Uint8Array | undefined>;
+  put(part: string, bytes: Uint8Array): Promise<void>;
 }
 
 /** What a runner hands back; the engine records it (events and job.finished in one append). */
@@ -112,6 +125,15 @@ export interface JobRunner<S extends z.ZodType = z.ZodType> {
   description: string;
   parameters: S;
   /** Names of the inputs it cannot run without (JobQueue.submit's `inputs`); checked at submit. */
-  requiredInputs?: readonly string[];
+  requiredInputs?: readonly string[] | ((parameters: z.output<S>) => readonly string[]);
   run(parameters: z.output<S>, context: JobContext): Promise<JobOutput>;
+  /**
+   * Parts of the work an engine may run ahead of `run`, in parallel on other workers (the
+   * BullMQ engine: child jobs of a flow, `run` once all have ended). `run` must not count on
+   * them: it takes each part's output from `context.parts` when there and computes the rest
+   * itself, so a part that failed, or an engine that runs none, changes nothing but the time.
+   */
+  parts?(parameters: z.output<S>): readonly string[];
+  /** Compute one part's output (stored by the engine under the part's name). */
+  runPart?(parameters: z.output<S>, part: string, context: JobContext): Promise<Uint8Array>;
 }

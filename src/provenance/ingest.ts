@@ -45,30 +45,94 @@ export interface IngestResult {
   alreadyIngested: boolean;
 }
 
-export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Promise<IngestResult> {
+/**
+ * The CPU-heavy steps of an ingest: reading the signature, hashing and decoding every file,
+ * writing the store file, building the events. None touches the ledger, so a server can run
+ * them off its event loop (ingest-threads.ts) while the ledger work stays where the ledger
+ * is. `ingestDelivery` runs them in the calling thread unless given others.
+ */
+export interface IngestStages {
+  /** The delivery's statement, checked against the source's current keys (built, if unsigned). */
+  statement(source: Source, options: IngestOptions): Promise<TrustedStatement>;
+  /** A delivery whose manifest the ledger knows: check these bytes are the ones it describes. */
+  verifyKnown(options: IngestOptions, statement: DeliveryStatement): Promise<void>;
+  /** Verify every file and sample, write the store file, and build the events to append. */
+  stage(
+    source: Source,
+    trusted: TrustedStatement,
+    options: IngestOptions,
+    storeDir: string,
+  ): Promise<StagedDelivery>;
+}
+
+export interface TrustedStatement {
+  statement: DeliveryStatement;
+  keyId: string | null;
+  manifestDigest: string;
+}
+
+/** A verified delivery ready to record: its store file is written, its events built. */
+export interface StagedDelivery {
+  events: LedgerEventInput[];
+  /** The store file the events name; removed if the append fails or loses a race. */
+  storeFile: string;
+  result: IngestResult;
+}
+
+/** The stages run in the calling thread (the CLI, the library's default). */
+export const inThreadStages: IngestStages = {
+  statement: trustedStatement,
+  verifyKnown: async (options, statement) => {
+    await verifyDelivery(options.target, statement, {
+      readOptions: options.readOptions,
+      onProgress: options.onProgress,
+    });
+  },
+  stage: stageDelivery,
+};
+
+export async function ingestDelivery(
+  ledger: Ledger,
+  options: IngestOptions,
+  stages: IngestStages = inThreadStages,
+): Promise<IngestResult> {
   const source = await ledger.getSource(options.source);
   if (source === undefined)
     throw new AntidoteError(
       "SOURCE_UNKNOWN",
       `source "${options.source}" is not registered; add it first with \`antidote source add ${options.source} --kind … --key pub.pem\`.`,
     );
-  const { statement, keyId } = await trustedStatement(source, options);
-  const manifestDigest = statementDigest(statement);
-  const deliveryId = `dlv-${manifestDigest.slice(0, 16)}`;
-
-  const existing = await ledger.findDelivery(manifestDigest);
+  const trusted = await stages.statement(source, options);
+  const existing = await ledger.findDelivery(trusted.manifestDigest);
   if (existing !== undefined) {
     // A known manifest says nothing about whether these bytes are the ones it describes:
     // verify them too before answering "already ingested".
-    await verifyDelivery(options.target, statement, {
-      readOptions: options.readOptions,
-      onProgress: options.onProgress,
-    });
-    return alreadyIngested(existing, source, keyId, statement);
+    await stages.verifyKnown(options, trusted.statement);
+    return alreadyIngested(existing, source, trusted.keyId, trusted.statement);
   }
 
+  const staged = await stages.stage(source, trusted, options, join(ledger.homeDir, "store"));
+  const appended = await ledger.append(staged.events).catch(async (e: unknown) => {
+    await rm(staged.storeFile, { force: true });
+    throw e;
+  });
+  if (appended.length === 0) {
+    // Another ingest of the same delivery won the race; its store file is the one recorded.
+    await rm(staged.storeFile, { force: true }).catch(() => undefined);
+    const winner = await ledger.findDelivery(trusted.manifestDigest);
+    if (winner !== undefined) return alreadyIngested(winner, source, trusted.keyId, trusted.statement);
+  }
+  return staged.result;
+}
+
+async function stageDelivery(
+  source: Source,
+  { statement, keyId, manifestDigest }: TrustedStatement,
+  options: IngestOptions,
+  storeDir: string,
+): Promise<StagedDelivery> {
+  const deliveryId = `dlv-${manifestDigest.slice(0, 16)}`;
   const dataset = await openDataset(options.target, options.readOptions);
-  const storeDir = join(ledger.homeDir, "store");
   // A name of its own per attempt: two ingests of the same delivery racing each write their
   // own file, and the one whose append loses removes only its own.
   const storeName = `${deliveryId}-${randomUUID().slice(0, 8)}.parquet`;
@@ -149,36 +213,26 @@ export async function ingestDelivery(ledger: Ledger, options: IngestOptions): Pr
     },
   });
   events.push(...memberEvents(datasetVersion, digests));
-
-  const appended = await ledger.append(events).catch(async (e: unknown) => {
-    await rm(storeFile, { force: true });
-    throw e;
-  });
-  if (appended.length === 0) {
-    // Another ingest of the same delivery won the race; its store file is the one recorded.
-    await rm(storeFile, { force: true }).catch(() => undefined);
-    const winner = await ledger.findDelivery(manifestDigest);
-    if (winner !== undefined) return alreadyIngested(winner, source, keyId, statement);
-  }
   return {
-    deliveryId,
-    datasetVersion,
-    source: source.name,
-    keyId,
-    sampleCount: samples.length,
-    files: statement.subject.length,
-    merkleRoot: statement.predicate.merkleRoot,
-    alreadyIngested: false,
+    events,
+    storeFile,
+    result: {
+      deliveryId,
+      datasetVersion,
+      source: source.name,
+      keyId,
+      sampleCount: samples.length,
+      files: statement.subject.length,
+      merkleRoot: statement.predicate.merkleRoot,
+      alreadyIngested: false,
+    },
   };
 }
 
 // The signature policy: a signed delivery must be signed by one of the source's current
 // keys; an unsigned one is accepted only from a source whose policy allows it, and then we
 // build the manifest ourselves so the ledger still records exactly what was received.
-async function trustedStatement(
-  source: Source,
-  options: IngestOptions,
-): Promise<{ statement: DeliveryStatement; keyId: string | null }> {
+async function trustedStatement(source: Source, options: IngestOptions): Promise<TrustedStatement> {
   if (options.signaturePath === undefined) {
     if (source.requireSignature)
       throw new AntidoteError(
@@ -191,7 +245,7 @@ async function trustedStatement(
       readOptions: options.readOptions,
       createdAt: new Date(0).toISOString(),
     });
-    return { statement, keyId: null };
+    return { statement, keyId: null, manifestDigest: statementDigest(statement) };
   }
   const envelope = await readSignature(options.signaturePath);
   const current = source.keys.filter((k) => k.revokedAt === null);
@@ -206,7 +260,11 @@ async function trustedStatement(
   }
   try {
     const opened = openStatement(envelope, current);
-    return { statement: opened.statement, keyId: opened.keyId };
+    return {
+      statement: opened.statement,
+      keyId: opened.keyId,
+      manifestDigest: statementDigest(opened.statement),
+    };
   } catch (e) {
     if (e instanceof AntidoteError && e.code === "KEY_UNTRUSTED")
       throw new AntidoteError(

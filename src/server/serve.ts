@@ -8,9 +8,11 @@ import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { JobQueue } from "../jobs/types.js";
 import { openLedger } from "../ledger/index.js";
+import { createIngestThreads, type IngestThreads } from "../provenance/ingest-threads.js";
 import type { Ledger } from "../ledger/types.js";
 import { createApp } from "./app.js";
 import { openRequestIdStore, type RequestIdStore } from "./request-ids.js";
+import { sweepStaleUploads } from "./uploads.js";
 import type { ServerLimits } from "./types.js";
 
 export interface StartServerOptions {
@@ -27,6 +29,8 @@ export interface StartServerOptions {
   log?: (line: string) => void;
   /** The job queue over the opened ledger: the caller picks the engine (in-process or BullMQ). */
   queue: (ledger: Ledger) => Promise<JobQueue>;
+  /** Worker threads verifying deliveries (default: one per core but one, at most 4). */
+  ingestThreads?: number;
   /** How long close() waits for requests in flight before ending them (default 10 s). */
   graceMs?: number;
 }
@@ -55,13 +59,20 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   });
   let requestIds: RequestIdStore | undefined;
   let jobs: JobQueue | undefined;
+  let ingest: IngestThreads | undefined;
   try {
+    // Uploads a killed server left half-received.
+    await sweepStaleUploads(options.uploadDir);
     requestIds = openRequestIdStore(ledger);
+    ingest = createIngestThreads(
+      options.ingestThreads !== undefined ? { threads: options.ingestThreads } : {},
+    );
     jobs = await options.queue(ledger);
     const app = createApp({
       ledger,
       jobs,
       requestIds,
+      ingest,
       ...(options.limits !== undefined ? { limits: options.limits } : {}),
       ...(options.uploadDir !== undefined ? { uploadDir: options.uploadDir } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
@@ -73,7 +84,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     // connection: a server closing one as a request goes out makes the client see a reset.
     server.keepAliveTimeout = KEEP_ALIVE_MS;
     const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
-    const opened = { requestIds, jobs };
+    const opened = { requestIds, jobs, ingest };
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -83,6 +94,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     };
   } catch (e) {
     await jobs?.close().catch(() => undefined);
+    await ingest?.close().catch(() => undefined);
     await requestIds?.close().catch(() => undefined);
     await ledger.close().catch(() => undefined);
     throw e;
@@ -107,7 +119,7 @@ function listen(
 async function shutDown(
   server: Server,
   graceMs: number,
-  opened: { requestIds: RequestIdStore; jobs: JobQueue },
+  opened: { requestIds: RequestIdStore; jobs: JobQueue; ingest: IngestThreads },
   ledger: Ledger,
 ): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -117,6 +129,7 @@ async function shutDown(
   await closed;
   clearTimeout(timer);
   await opened.jobs.close();
+  await opened.ingest.close();
   await opened.requestIds.close();
   await ledger.close();
 }

@@ -3,6 +3,7 @@
 import type { Authenticated } from "../auth/tokens.js";
 import type { JobQueue } from "../jobs/types.js";
 import type { Ledger } from "../ledger/types.js";
+import type { IngestStages } from "../provenance/ingest.js";
 import type { RequestIdStore } from "./request-ids.js";
 
 export interface ServerLimits {
@@ -28,6 +29,8 @@ export interface AppDeps {
   jobs: JobQueue;
   requestIds: RequestIdStore;
   limits?: Partial<ServerLimits>;
+  /** Where a delivery is verified and staged; default the request's own thread (`startServer` passes worker threads). */
+  ingest?: IngestStages;
   /** Where uploads are staged (a private directory per request is made inside); default the OS temp dir. */
   uploadDir?: string;
   /** One line per request and per server-side failure; default stderr. Never given a token or a body. */

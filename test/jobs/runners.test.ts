@@ -189,4 +189,29 @@ describe.runIf(hasFashionMnist())("job runners on a ledger version", () => {
     );
     expect((await t.ledger.verify()).ok).toBe(true);
   });
+  // Last: it leaves the version's store file edited. A job copies an ingested version's store
+  // file rather than re-encoding it; the copy is checked against the SHA-256 the ledger holds.
+  it("fails a job on a version whose store file was edited after ingest, using nothing from it", async () => {
+    const [delivery] = await t.ledger.listDeliveries();
+    const file = join(t.ledger.homeDir, "store", delivery?.store ?? "");
+    const bytes = await readFile(file);
+    const middle = bytes.length >> 1;
+    bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+    writeFileSync(file, bytes);
+    const findings = async () => {
+      let n = 0;
+      for await (const _ of t.ledger.findings()) n++;
+      return n;
+    };
+    const findingsBefore = await findings();
+    const job = await queue.submit(
+      "scan",
+      { version, detectors: ["trigger-patches"], imageProxy: "mlp", seed: 0 },
+      "analyst",
+    );
+    const failed = await waitForState(queue, job.jobId, "failed", 60_000);
+    expect(failed.error).toMatch(/sample store .*: its SHA-256 is not the .* recorded at ingest/);
+    expect(failed.artifacts).toEqual([]);
+    expect(await findings()).toBe(findingsBefore);
+  });
 });

@@ -45,6 +45,7 @@ const serveFlags = z.object({
   rate: z.string(),
   burst: z.coerce.number().int().min(1).optional(),
   uploadDir: z.string().min(1).optional(),
+  ingestThreads: z.coerce.number().int().min(1).max(64).optional(),
 });
 
 export function registerServe(program: Command): void {
@@ -69,6 +70,10 @@ export function registerServe(program: Command): void {
       .option("--rate <n/s>", "requests per second each token may make (e.g. 20/s, 600/min)", "20/s")
       .option("--burst <n>", "requests a token may make at once after being idle (default: 2 s worth)")
       .option("--upload-dir <dir>", "where uploads are staged while verified (default: the OS temp dir)")
+      .option(
+        "--ingest-threads <n>",
+        "threads verifying deliveries off the request loop (default: cores − 1, at most 4)",
+      )
       .addHelpText(
         "after",
         `
@@ -97,6 +102,7 @@ Authorization: Bearer <token>; every POST, PUT, PATCH and DELETE a fresh Antidot
       host: f.host,
       limits,
       uploadDir: f.uploadDir,
+      ...(f.ingestThreads !== undefined ? { ingestThreads: f.ingestThreads } : {}),
       queue: (ledger) =>
         jobQueue(ledger, f.redis, {
           location: location ?? DEFAULT_LOCATION,

@@ -3,6 +3,7 @@
 // machines. Long-running: it prints a line as each job starts and ends, and on SIGINT or
 // SIGTERM stops taking jobs, hands the running ones back to the queue and exits. A thin shell
 // over `startWorker`; the Redis URL's password is never printed.
+import { availableParallelism } from "node:os";
 import type { Command } from "commander";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
@@ -23,6 +24,7 @@ const workerFlags = z.object({
     .default(1),
   queue: z.string().min(1).default(DEFAULT_QUEUE_NAME),
   lockDuration: z.coerce.number().min(5, "must be at least 5 (seconds)").max(86_400).default(30),
+  threads: z.coerce.number().int("must be a whole number").min(1, "must be at least 1").max(256).optional(),
   ledger: z.string().min(1).optional(),
   ledgerKey: z.string().min(1).optional(),
 });
@@ -43,6 +45,11 @@ export function registerWorker(program: Command): void {
           "prefer the variable for a URL with a password, which `ps` would show)",
       )
       .option("--concurrency <n>", "jobs run at once by this worker", "1")
+      .option(
+        "--threads <n>",
+        "CPU threads each job gives ONNX Runtime (default: cores ÷ concurrency); lower it when " +
+          "several workers share a machine",
+      )
       .option("--queue <name>", "the queue to take jobs from (the server's)", DEFAULT_QUEUE_NAME)
       .option(
         "--lock-duration <seconds>",
@@ -82,6 +89,7 @@ Examples:
           queueName: f.queue,
           concurrency: f.concurrency,
           lockDurationMs: f.lockDuration * 1000,
+          threads: f.threads ?? Math.max(1, Math.floor(availableParallelism() / f.concurrency)),
           onEvent: (e) => say(describe(e)),
         });
         say(
@@ -113,7 +121,9 @@ function stopSignal(): Promise<string> {
 }
 
 function describe(e: WorkerEvent): string {
-  const job = `${e.jobId} ${e.kind}`;
+  const job = `${e.jobId} ${"kind" in e ? e.kind : ""}`;
+  if (e.phase === "part")
+    return `${e.jobId} part ${e.part} ${e.state}${e.error !== null ? `: ${e.error}` : ""} (attempt ${e.attempt})`;
   if (e.phase === "started") return `${job} started (attempt ${e.attempt})`;
   if (e.state === "interrupted")
     return `${job} stopped before it finished${e.error !== null ? `: ${e.error}` : ""}; it goes back to the queue`;

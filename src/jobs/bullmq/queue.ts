@@ -7,7 +7,13 @@
 // seconds and puts back on the queue every queued job Redis does not have (an add with the
 // job's id is a no-op when it does), and ends the rows of jobs BullMQ gave up on (stalled too
 // often: their worker kept dying) with the reason.
-import { Queue, type JobsOptions } from "bullmq";
+//
+// A job whose runner splits into parts (a sharded scan) goes on the queue as a BullMQ flow: the
+// parts as child jobs any free worker takes, the job itself as their parent, which BullMQ
+// releases once every child has ended — completed or, after its retries, failed (the job then
+// computes what is missing itself). The parent waits without holding a worker. A flow lost with
+// Redis comes back from the sweep as a plain job, which computes its missing parts itself.
+import { FlowProducer, Queue, type JobsOptions } from "bullmq";
 import type { Ledger } from "../../ledger/types.js";
 import { jobCore, runnerMap } from "../core.js";
 import { MAX_ATTEMPTS, recordEnd, recordUnrecorded } from "../record.js";
@@ -26,10 +32,15 @@ export interface BullmqQueueOptions {
   reconcileMs?: number;
 }
 
-/** What a job's entry on Redis carries: only its id; the row holds the rest. */
+/** What a job's entry on Redis carries: only its id (and a part's name); the row holds the rest. */
 export interface QueuedJobData {
   jobId: string;
+  /** Set on a part's entry (JobRunner.parts): the worker computes that part of the job. */
+  part?: string;
 }
+
+/** The BullMQ job name of a part's entry (a job's own entries are named after its kind). */
+export const PART_JOB_NAME = "part";
 
 /** Give up on one add after this long (Redis down): the next sweep adds it again. */
 const ENQUEUE_TIMEOUT_MS = 3000;
@@ -50,6 +61,11 @@ export function jobOptions(jobId: string): JobsOptions {
   };
 }
 
+/** A part's entry: retried like a job; its failure releases the parent instead of failing it. */
+export function partOptions(jobId: string, part: string): JobsOptions {
+  return { ...jobOptions(`${jobId}.${part}`), ignoreDependencyOnFailure: true };
+}
+
 // async although nothing inside waits: a bad Redis URL then rejects, as every engine factory does.
 // eslint-disable-next-line @typescript-eslint/require-await
 export async function createBullmqQueue(options: BullmqQueueOptions): Promise<JobQueue> {
@@ -58,16 +74,44 @@ export async function createBullmqQueue(options: BullmqQueueOptions): Promise<Jo
   // A bad URL is refused before anything is opened.
   const connection = redisConnection(options.redisUrl, "producer");
   const store = new JobStore(options.ledger);
-  const queue = new Queue<QueuedJobData>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection });
+  const queueName = options.queueName ?? DEFAULT_QUEUE_NAME;
+  const queue = new Queue<QueuedJobData>(queueName, { connection });
+  const flows = new FlowProducer({ connection });
   // Connection errors are retried by the client; an unhandled 'error' would end the process.
   queue.on("error", () => undefined);
+  flows.on("error", () => undefined);
 
-  const enqueue = async (row: Pick<JobRow, "job_id" | "kind">): Promise<void> => {
-    await withTimeout(queue.add(row.kind, { jobId: row.job_id }, jobOptions(row.job_id)), ENQUEUE_TIMEOUT_MS);
+  /** The parts a job splits into; none when its parameters no longer parse (its run fails them). */
+  const partsOf = (kind: string, parameters: unknown): readonly string[] => {
+    const runner = runners.get(kind);
+    if (runner?.parts === undefined) return [];
+    const parsed = runner.parameters.safeParse(parameters);
+    return parsed.success ? runner.parts(parsed.data) : [];
+  };
+  /** On the queue as a plain job, or with `parts` as a flow. */
+  const enqueue = async (job: { jobId: string; kind: string }, parts: readonly string[]): Promise<void> => {
+    const data = { jobId: job.jobId };
+    await withTimeout<unknown>(
+      parts.length === 0
+        ? queue.add(job.kind, data, jobOptions(job.jobId))
+        : flows.add({
+            name: job.kind,
+            queueName,
+            data,
+            opts: jobOptions(job.jobId),
+            children: parts.map((part) => ({
+              name: PART_JOB_NAME,
+              queueName,
+              data: { jobId: job.jobId, part },
+              opts: partOptions(job.jobId, part),
+            })),
+          }),
+      ENQUEUE_TIMEOUT_MS,
+    );
   };
   const core = jobCore(store, ledger, runners, {
     // A failed add is not the caller's failure: the job is queued in its row, and the sweep adds it.
-    queued: (record) => enqueue({ job_id: record.jobId, kind: record.kind }).catch(() => undefined),
+    queued: (record) => enqueue(record, partsOf(record.kind, record.parameters)).catch(() => undefined),
     cancelledQueued: async (jobId) => {
       await withTimeout(queue.remove(jobId), ENQUEUE_TIMEOUT_MS).catch(() => undefined);
     },
@@ -92,7 +136,8 @@ export async function createBullmqQueue(options: BullmqQueueOptions): Promise<Jo
   };
   const reconcile = async (row: JobRow): Promise<void> => {
     const job = await withTimeout(queue.getJob(row.job_id), ENQUEUE_TIMEOUT_MS);
-    if (job === undefined || job === null) return enqueue(row);
+    // Back as a plain job: a flow's parts may have run already, and the job computes the rest.
+    if (job === undefined || job === null) return enqueue({ jobId: row.job_id, kind: row.kind }, []);
     if ((await job.getState()) !== "failed") return;
     const error = STALLED.test(job.failedReason ?? "")
       ? `interrupted ${Number(row.attempts)} times`
@@ -114,6 +159,7 @@ export async function createBullmqQueue(options: BullmqQueueOptions): Promise<Jo
       clearInterval(timer);
       await sweeping;
       await queue.close().catch(() => undefined);
+      await flows.close().catch(() => undefined);
       await store.close();
     },
   };

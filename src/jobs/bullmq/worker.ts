@@ -9,18 +9,22 @@
 //
 // A worker asked to stop (SIGTERM) stops its jobs at their next progress report, records
 // nothing for them and hands them straight back to the queue.
+//
+// A part's entry (a shard of a sharded scan: queue.ts) runs `executePart`: the part's output is
+// kept with the job; nothing is recorded. A worker killed mid-part is handled as mid-job: the
+// part goes back on the queue for another worker, and the job waits for it.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { WaitingError, Worker, type Job } from "bullmq";
 import type { Ledger } from "../../ledger/types.js";
 import { runnerMap } from "../core.js";
-import { executeJob, type Execution } from "../execute.js";
+import { executeJob, executePart, type Execution } from "../execute.js";
 import { MAX_ATTEMPTS, errorMessage } from "../record.js";
 import { JOB_RUNNERS } from "../runners/index.js";
 import { JobStore } from "../store.js";
 import { TERMINAL_STATES, type JobRunner, type JobState } from "../types.js";
 import { DEFAULT_QUEUE_NAME, redisConnection } from "./connection.js";
-import type { QueuedJobData } from "./queue.js";
+import { PART_JOB_NAME, type QueuedJobData } from "./queue.js";
 
 export interface WorkerOptions {
   ledger: Ledger;
@@ -33,6 +37,8 @@ export interface WorkerOptions {
   /** How often this worker looks for other workers' stalled jobs (default: lockDurationMs). */
   stalledIntervalMs?: number;
   runners?: readonly JobRunner[];
+  /** CPU threads each job may give a compute library (ONNX Runtime); default: the library's. */
+  threads?: number;
   /** Told when a job starts and when it ends here (`antidote worker` prints a line for each). */
   onEvent?: (event: WorkerEvent) => void;
 }
@@ -45,6 +51,15 @@ export type WorkerEvent =
       kind: string;
       attempt: number;
       state: Execution;
+      error: string | null;
+    }
+  | {
+      phase: "part";
+      jobId: string;
+      part: string;
+      attempt: number;
+      /** done: computed and kept; skipped: kept already, or the job has ended; failed: the job computes it. */
+      state: "started" | "done" | "skipped" | "failed" | "interrupted";
       error: string | null;
     };
 
@@ -59,7 +74,12 @@ export async function startWorker(options: WorkerOptions): Promise<JobWorker> {
   // A bad URL is refused before anything is opened.
   const connection = redisConnection(options.redisUrl, "worker");
   const store = new JobStore(options.ledger);
-  const ctx = { store, ledger: options.ledger, runners: runnerMap(options.runners ?? JOB_RUNNERS) };
+  const ctx = {
+    store,
+    ledger: options.ledger,
+    runners: runnerMap(options.runners ?? JOB_RUNNERS),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+  };
   const lockDuration = options.lockDurationMs ?? 30_000;
   const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   const shutdown = new AbortController();
@@ -71,6 +91,9 @@ export async function startWorker(options: WorkerOptions): Promise<JobWorker> {
     signal?: AbortSignal,
   ): Promise<string> => {
     const { jobId } = job.data;
+    const stop = signal === undefined ? shutdown.signal : AbortSignal.any([shutdown.signal, signal]);
+    if (job.name === PART_JOB_NAME && job.data.part !== undefined)
+      return processPart(jobId, job.data.part, job.attemptsMade + 1, stop, job, token);
     const row = await store.row(jobId);
     // Ended already (cancelled while queued, or finished by a run whose completion Redis lost).
     if (row === undefined || TERMINAL_STATES.includes(row.state as JobState)) return "skipped";
@@ -80,7 +103,6 @@ export async function startWorker(options: WorkerOptions): Promise<JobWorker> {
     if (claimed === undefined) return "skipped";
     const attempt = Number(claimed.attempts);
     options.onEvent?.({ phase: "started", jobId, kind: claimed.kind, attempt });
-    const stop = signal === undefined ? shutdown.signal : AbortSignal.any([shutdown.signal, signal]);
     let execution: Execution;
     try {
       // Throws when the outcome cannot be recorded: BullMQ retries the job (attempts, backoff).
@@ -113,6 +135,32 @@ export async function startWorker(options: WorkerOptions): Promise<JobWorker> {
       throw new WaitingError();
     }
     throw new Error("the job was stopped before it finished (its lock was lost)");
+  };
+
+  const processPart = async (
+    jobId: string,
+    part: string,
+    attempt: number,
+    stop: AbortSignal,
+    job: Job<QueuedJobData>,
+    token?: string,
+  ): Promise<string> => {
+    const event = { phase: "part" as const, jobId, part, attempt };
+    options.onEvent?.({ ...event, state: "started", error: null });
+    let state: "done" | "skipped";
+    try {
+      state = await executePart(ctx, jobId, part, stop);
+    } catch (e) {
+      const interrupted = stop.aborted;
+      options.onEvent?.({ ...event, state: interrupted ? "interrupted" : "failed", error: errorMessage(e) });
+      if (interrupted && shutdown.signal.aborted && token !== undefined) {
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      throw e;
+    }
+    options.onEvent?.({ ...event, state, error: null });
+    return state;
   };
 
   const worker = new Worker<QueuedJobData, string>(options.queueName ?? DEFAULT_QUEUE_NAME, processJob, {

@@ -19,6 +19,10 @@ export interface ChildJob {
   leaseMs: number;
 }
 
+// A server killed (kill -9) while this job ran leaves it to finish on its own: the claim's
+// heartbeats keep a restarted server from running it twice, and the outcome goes to the
+// ledger. The line below then has no reader; a broken pipe must not turn into a crash.
+process.stdout.on("error", () => undefined);
 const job = JSON.parse(process.env.ANTIDOTE_JOB_CHILD ?? "{}") as ChildJob;
 const controller = new AbortController();
 process.once("SIGTERM", () => controller.abort());

@@ -11,7 +11,7 @@
 // One engine per ledger: beside a BullMQ producer this loop would take the workers' jobs.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
+import { hostname, setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Ledger } from "../../ledger/types.js";
 import { jobCore, runnerMap } from "../core.js";
@@ -174,6 +174,9 @@ class Loop {
   }
 }
 
+/** The niceness of a job's process (Unix: 0 is the default, 19 the lowest priority). */
+const JOB_NICENESS = 10;
+
 // child.ts beside this file: the compiled .js in a build, the .ts source under tsx (tests).
 const CHILD_PATH = fileURLToPath(
   new URL(`./child${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url),
@@ -194,6 +197,13 @@ function executeInChild(job: ChildJob, signal: AbortSignal): Promise<Execution> 
         stdio: ["ignore", "pipe", "inherit"],
       },
     );
+    // A job is background work: requests the server answers meanwhile go first.
+    if (child.pid !== undefined && process.platform !== "win32")
+      try {
+        setPriority(child.pid, JOB_NICENESS);
+      } catch {
+        // Not permitted here; the job runs at the server's priority.
+      }
     let out = "";
     child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     const stop = () => child.kill("SIGTERM");

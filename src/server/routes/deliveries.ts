@@ -4,6 +4,7 @@
 // fields `source` and `name`. Parts stream into a private temporary directory and then go
 // through `ingestDelivery` exactly as `antidote ingest` does: the signature and every file
 // and sample digest are verified before anything reaches the ledger or the sample store.
+// The verification runs on the server's ingest threads (startServer), off the event loop.
 // A supplier or agent token delivers only as its own source; that is checked as soon as
 // the `source` field arrives (send it first) and again before ingesting.
 import { mkdir } from "node:fs/promises";
@@ -13,7 +14,7 @@ import { z } from "zod";
 import type { Authenticated } from "../../auth/tokens.js";
 import { boundToSource, formatRole } from "../../auth/roles.js";
 import type { Ledger } from "../../ledger/types.js";
-import { ingestDelivery } from "../../provenance/ingest.js";
+import { ingestDelivery, inThreadStages, type IngestStages } from "../../provenance/ingest.js";
 import { actingAs } from "../acting-as.js";
 import { HttpError, zodMessage } from "../errors.js";
 import { readMultipart } from "../multipart.js";
@@ -87,7 +88,7 @@ const list = createRoute({
 
 export function deliveryRoutes(
   ledger: Ledger,
-  options: { limits: ServerLimits; uploadDir?: string },
+  options: { limits: ServerLimits; uploadDir?: string; ingest?: IngestStages },
 ): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
 
@@ -116,12 +117,16 @@ export function deliveryRoutes(
       const only = data.length === 1 ? data[0] : undefined;
       if (data.length === 0)
         throw new HttpError(400, "USAGE", 'form.data: send the delivered file(s) as "data" parts.');
-      return ingestDelivery(actingAs(ledger, auth.principal), {
-        target: only?.path ?? dataDir,
-        source,
-        signaturePath: form.files.find((f) => f.field === "signature")?.path,
-        name,
-      });
+      return ingestDelivery(
+        actingAs(ledger, auth.principal),
+        {
+          target: only?.path ?? dataDir,
+          source,
+          signaturePath: form.files.find((f) => f.field === "signature")?.path,
+          name,
+        },
+        options.ingest ?? inThreadStages,
+      );
     });
     return c.json(result, result.alreadyIngested ? 200 : 201);
   });

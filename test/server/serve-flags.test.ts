@@ -3,6 +3,7 @@
 // or refuse them all).
 import { describe, expect, it } from "vitest";
 import { parseRate, parseSize } from "../../src/cli/commands/serve.js";
+import { antidote, expectUserError } from "../helpers/cli.js";
 import { antidoteFailure } from "../helpers/errors.js";
 
 describe("serve flags", () => {
@@ -22,6 +23,21 @@ describe("serve flags", () => {
     for (const text of ["", "fast", "0/s", "-1/s", "5/hour"]) {
       const e = await antidoteFailure(Promise.resolve().then(() => parseRate(text)));
       expect([e.code, e.message]).toEqual(["USAGE", expect.stringMatching(/^--rate: /)]);
+    }
+  });
+
+  it("refuses thread counts below one for serve's ingest and a worker's jobs, naming the flag", async () => {
+    for (const bad of ["0", "1.5"]) {
+      expectUserError(
+        await antidote(["serve", "--ingest-threads", bad, "--port", "0"]),
+        2,
+        /--ingest-threads/,
+      );
+      expectUserError(
+        await antidote(["worker", "--threads", bad, "--redis", "redis://127.0.0.1:1"]),
+        2,
+        /--threads/,
+      );
     }
   });
 });

@@ -64,6 +64,8 @@ export function registerWorker(program: Command): void {
 The ledger must be the server's: a postgres:// URL shared by every machine (or, on the server's
 own machine, its SQLite file). A worker killed mid-job leaves its job to another worker once its
 lock lapses (--lock-duration); the job runs again from the start and its outcome is recorded once.
+A sharded scan (job parameter "shards": N, with the model uploaded) puts its N shards on the queue
+for any worker; the scan itself runs once every shard has ended.
 
 Examples:
   antidote worker --redis redis://10.0.0.5:6379 --ledger postgres://antidote@10.0.0.5/antidote

@@ -99,6 +99,8 @@ export function jobCore(
       // runner when it stops, under the job's principal.
       if (await store.finish(jobId, { state: "cancelled" }, ["queued"])) {
         await recordEnd(ledger, { jobId, actor: principal }, "cancelled", null);
+        // Parts computed ahead of it (a sharded scan's shards) have no use now.
+        await store.dropParts(jobId);
         await hooks.cancelledQueued?.(jobId);
       } else await store.requestCancel(jobId);
       return required(jobId);

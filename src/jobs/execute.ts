@@ -183,6 +183,9 @@ export async function executePart(
       parts: jobParts(ctx.store, jobId),
       ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
     });
+    // Ended meanwhile (cancelled while queued): nothing will read it.
+    const now = await ctx.store.row(jobId);
+    if (now === undefined || TERMINAL_STATES.includes(now.state as JobState)) return "skipped";
     await ctx.store.putPart(jobId, part, bytes);
   } finally {
     await rm(workDir, { recursive: true, force: true });

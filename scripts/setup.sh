@@ -16,6 +16,9 @@ PACKAGES=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || PACKAGES+=(dataset-fashion-mnist)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || PACKAGES+=(postgresql)
 command -v redis-server >/dev/null || PACKAGES+=(redis-server)
+# Debian's Chromium, driven by playwright-core in the dashboard's browser tests (nothing is
+# downloaded at test time).
+command -v chromium >/dev/null || PACKAGES+=(chromium)
 command -v g++ >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null || PACKAGES+=(build-essential python3)
 if [ "${#PACKAGES[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${PACKAGES[*]}"

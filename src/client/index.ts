@@ -25,6 +25,7 @@ import type {
   VerifyReport,
 } from "../ledger/types.js";
 import type { IngestResult } from "../provenance/ingest.js";
+import type { DeliveryRefusal } from "../provenance/refusals.js";
 
 export interface ClientOptions {
   /** The service's base URL, e.g. http://127.0.0.1:8600 (no /v1). */
@@ -154,6 +155,10 @@ export class AntidoteClient {
   deliveries(page: PageOptions & { source?: string } = {}): Promise<Page<DeliveryRecord>> {
     return this.get(`/v1/deliveries${query(page)}`);
   }
+  /** Refused deliveries, newest first, with the reason (a supplier token sees its own source's). */
+  refusedDeliveries(page: PageOptions & { source?: string } = {}): Promise<Page<DeliveryRefusal>> {
+    return this.get(`/v1/deliveries/refused${query(page)}`);
+  }
   versions(page: PageOptions = {}): Promise<Page<DatasetVersion>> {
     return this.get(`/v1/versions${query(page)}`);
   }
@@ -212,7 +217,7 @@ export class AntidoteClient {
   cancelJob(jobId: string): Promise<JobRecord> {
     return this.send("POST", `/v1/jobs/${encodeURIComponent(jobId)}/cancel`, {});
   }
-  /** Fetch a file the job produced (report.json, report.html, an export). */
+  /** Fetch a file the job produced (report.json, report.html, previews.json, an export). */
   async artifact(jobId: string, name: string): Promise<Uint8Array> {
     const response = await this.raw(
       "GET",

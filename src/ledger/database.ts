@@ -3,7 +3,7 @@
 // from scratch and compares. Column types are the lowest common denominator of SQLite and
 // PostgreSQL: text, integer (flags are 0/1, never booleans) and double precision; JSON
 // values are stored as RFC 8785 canonical text so both engines hold identical bytes.
-import type { Kysely } from "kysely";
+import type { Generated, Kysely } from "kysely";
 
 export interface EventsTable {
   seq: number;
@@ -242,6 +242,24 @@ export interface RequestIdsTable {
   at: string;
 }
 
+/**
+ * Deliveries the server refused (signature, key, digest, format, or a supplier token naming
+ * another source): operational, not evidence, so `verify` does not replay it; kept bounded
+ * (provenance/refusals.ts prunes the oldest). Never file contents or tokens.
+ */
+export interface DeliveryRefusalsTable {
+  /** Assigned on insert (rowid on SQLite, serial on PostgreSQL); newest is highest. */
+  id: Generated<number>;
+  at: string;
+  /** The source the upload claimed to be from (not necessarily registered). */
+  source: string;
+  /** Who sent it: the token's principal. */
+  principal: string;
+  code: string;
+  /** The refusal's message, as the client was told it (already free of paths and secrets). */
+  message: string;
+}
+
 export interface Database {
   events: EventsTable;
   checkpoints: CheckpointsTable;
@@ -267,6 +285,7 @@ export interface Database {
   jobs: JobsTable;
   job_artifacts: JobArtifactsTable;
   request_ids: RequestIdsTable;
+  delivery_refusals: DeliveryRefusalsTable;
 }
 
 export type LedgerDb = Kysely<Database>;

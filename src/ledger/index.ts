@@ -16,11 +16,19 @@ import {
   readLedgerKey,
   type LedgerSigner,
 } from "./keys.js";
+import * as insights from "./insights.js";
 import * as q from "./queries.js";
 import { traceSample, traceSource } from "./trace.js";
 import type {
   ApiToken,
   AppendOptions,
+  BlastRadius,
+  FindingCount,
+  LedgerStatus,
+  QuarantineSize,
+  SampleSummary,
+  SourceRisk,
+  VersionSummary,
   DatasetVersion,
   DeliveryEvidence,
   DeliveryRecord,
@@ -203,8 +211,9 @@ class SqlLedgerReader implements LedgerReader {
 
   datasetMembers(
     version: string,
+    options?: { after?: string; limit?: number },
   ): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }> {
-    return q.datasetMembers(this.backend.db, version);
+    return q.datasetMembers(this.backend.db, version, options);
   }
 
   getModel(digest: string): Promise<ModelRecord | undefined> {
@@ -232,6 +241,41 @@ class SqlLedgerReader implements LedgerReader {
 
   traceSample(idOrDigest: string): Promise<SampleTrace | undefined> {
     return traceSample(this.backend.db, idOrDigest);
+  }
+
+  status(): Promise<LedgerStatus> {
+    return insights.ledgerStatus(this.backend.db);
+  }
+
+  sourceRisks(options: { source?: string } = {}): Promise<SourceRisk[]> {
+    return insights.sourceRisks(this.backend.db, options.source);
+  }
+
+  findingCounts(): Promise<FindingCount[]> {
+    return insights.findingCounts(this.backend.db);
+  }
+
+  quarantineSize(): Promise<QuarantineSize> {
+    return insights.quarantineSize(this.backend.db);
+  }
+
+  sourceSamples(
+    source: string,
+    options: { after?: string; limit: number },
+  ): Promise<{ items: SampleSummary[]; nextCursor: string | null }> {
+    return insights.sourceSamplesPage(this.backend.db, source, options);
+  }
+
+  sourceAnnotators(source: string): Promise<{ annotator: string; samples: number }[]> {
+    return insights.sourceAnnotators(this.backend.db, source);
+  }
+
+  versionSummary(version: string): Promise<VersionSummary> {
+    return insights.versionSummary(this.backend.db, version);
+  }
+
+  blastRadius(source: string): Promise<BlastRadius> {
+    return insights.blastRadius(this.backend.db, source);
   }
 
   listTokens(): Promise<ApiToken[]> {

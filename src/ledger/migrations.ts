@@ -258,6 +258,32 @@ const service: Migration = {
   },
 };
 
+// Refused deliveries (a bad signature, an untrusted key, a digest mismatch, a supplier token
+// delivering as another source): an operational record for the dashboard, bounded and pruned,
+// not events — a stolen supplier token must not be able to fill the tamper-evident log.
+const deliveryRefusals: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    const s = db.schema;
+    await s
+      .createTable("delivery_refusals")
+      // serial on PostgreSQL; on SQLite an integer primary key is the rowid, assigned on insert.
+      .addColumn("id", db.getExecutor().adapter instanceof PostgresAdapter ? "serial" : "integer", (c) =>
+        c.primaryKey(),
+      )
+      .addColumn("at", "text", (c) => c.notNull())
+      .addColumn("source", "text", (c) => c.notNull())
+      .addColumn("principal", "text", (c) => c.notNull())
+      .addColumn("code", "text", (c) => c.notNull())
+      .addColumn("message", "text", (c) => c.notNull())
+      .execute();
+    await s
+      .createIndex("delivery_refusals_source")
+      .on("delivery_refusals")
+      .columns(["source", "id"])
+      .execute();
+  },
+};
+
 /** The derived tables the service migration added (replayed by `verify` like the others). */
 async function createServiceDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
   const s = db.schema;
@@ -296,7 +322,8 @@ export const migrationProvider: MigrationProvider = {
       "0001-initial": initial,
       "0002-merkle-checkpoints": merkleCheckpoints,
       "0003-service": service,
+      "0004-delivery-refusals": deliveryRefusals,
     }),
 };
 
-export const LATEST_MIGRATION = "0003-service";
+export const LATEST_MIGRATION = "0004-delivery-refusals";

@@ -158,8 +158,10 @@ function versionFromRow(r: Selectable<DatasetVersionsTable>): DatasetVersion {
 export async function* datasetMembers(
   db: LedgerDb,
   version: string,
+  options: { after?: string; limit?: number } = {},
 ): AsyncGenerator<SampleRecord & { source: string | null; quarantined: boolean }> {
-  for (let after = ""; ;) {
+  let left = options.limit ?? Infinity;
+  for (let after = options.after ?? ""; left > 0;) {
     const rows = await db
       .selectFrom("dataset_members as m")
       .leftJoin("samples as s", "s.digest", "m.digest")
@@ -167,9 +169,10 @@ export async function* datasetMembers(
       .where("m.version", "=", version)
       .where("m.digest", ">", after)
       .orderBy("m.digest")
-      .limit(PAGE)
+      .limit(Math.min(PAGE, left))
       .execute();
     if (rows.length === 0) return;
+    left -= rows.length;
     const digests = rows.map((r) => r.digest);
     const origins = await originsOf(db, digests);
     const quarantined = await quarantinedAmong(db, digests);
@@ -182,7 +185,7 @@ export async function* datasetMembers(
         source: origins.get(r.digest)?.[0] ?? null,
         quarantined: quarantined.has(r.digest),
       };
-    if (rows.length < PAGE) return;
+    if (rows.length < Math.min(PAGE, left + rows.length)) return;
     after = (rows[rows.length - 1] as { digest: string }).digest;
   }
 }

@@ -330,6 +330,96 @@ export interface ApiToken extends ApiTokenGrant {
   revokedAt: string | null;
 }
 
+// ── aggregates for people watching the ledger (insights.ts) ──────────────────────────────
+/** The chain's length and its latest signed checkpoint (no verification: see `verify`). */
+export interface LedgerStatus {
+  events: number;
+  lastEventAt: string | null;
+  checkpoints: number;
+  head: { seq: number; at: string; keyId: string; root: string | null } | null;
+}
+
+/** A source and what makes it risky: flagged samples over all scans and per scan. */
+export interface SourceRisk {
+  name: string;
+  kind: SourceKind;
+  trust: number;
+  samples: number;
+  deliveries: number;
+  lastDeliveryAt: string | null;
+  /** Distinct samples from the source with at least one finding. */
+  flaggedSamples: number;
+  /** flaggedSamples / samples. */
+  flagRate: number;
+  /** The flag rate of the latest scan that flagged any of its samples (0 when none did). */
+  latestFlagRate: number;
+  /** The highest score of a finding on the source itself (per-source risk), if any. */
+  sourceScore: number | null;
+  quarantined: boolean;
+  /** One point per scan (findings appended together) that flagged any of its samples, oldest first. */
+  trend: { at: string; flagged: number; rate: number }[];
+}
+
+export interface FindingCount {
+  kind: string;
+  subjectType: string;
+  findings: number;
+  /** Distinct subjects with a finding of this kind. */
+  subjects: number;
+  /** Of those, subjects not quarantined (directly or through their source). */
+  open: number;
+}
+
+export interface QuarantineSize {
+  sources: number;
+  /** Samples quarantined directly or through a quarantined source, each counted once. */
+  samples: number;
+}
+
+export type SampleSummary = SampleRecord & {
+  quarantined: boolean;
+  /** Findings on this sample, and the highest score among them (null without findings). */
+  findings: number;
+  topScore: number | null;
+};
+
+export interface VersionSummary {
+  version: string;
+  bySource: { source: string; samples: number }[];
+  byLabel: { label: string | null; samples: number }[];
+  /** Members with at least one finding. */
+  flagged: number;
+  /** Members quarantined directly or through a source. */
+  quarantined: number;
+  /** Versions derived from this one (exports, transforms). */
+  children: string[];
+  /** Digests of models trained on it. */
+  models: string[];
+}
+
+export interface BlastRadiusNode {
+  /** "<type>:<key>" */
+  id: string;
+  type: "source" | "delivery" | "version" | "model";
+  /** Source name, delivery id, version id or model digest. */
+  key: string;
+  label: string;
+  /** Samples from the source it holds (for a model: in the versions it was trained on). */
+  fromSource: number;
+  /** All its samples (a version's size). */
+  total: number;
+  /** Of `fromSource`, how many are quarantined. */
+  quarantined: number;
+}
+
+/** `trace --source` as a graph: what the source reached, with counts on every edge. */
+export interface BlastRadius {
+  source: string;
+  quarantined: boolean;
+  nodes: BlastRadiusNode[];
+  edges: { from: string; to: string; samples: number }[];
+}
+
 /** What every reader of a ledger may do: nothing here writes, to the database or anywhere. */
 export interface LedgerReader {
   /** "sqlite:<path>" or the postgres URL with the password removed. */
@@ -361,9 +451,11 @@ export interface LedgerReader {
   listDeliveries(): Promise<DeliveryRecord[]>;
   getDatasetVersion(version: string): Promise<DatasetVersion | undefined>;
   listDatasetVersions(): Promise<DatasetVersion[]>;
-  /** Member sample digests of a version, streamed in digest order. */
+  /** Member sample digests of a version, streamed in digest order: all of them, or `limit`
+   * after the digest `after` (a keyset page: an indexed range read, however deep). */
   datasetMembers(
     version: string,
+    options?: { after?: string; limit?: number },
   ): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }>;
   getModel(digest: string): Promise<ModelRecord | undefined>;
   listModels(): Promise<ModelRecord[]>;
@@ -376,6 +468,23 @@ export interface LedgerReader {
   traceSource(name: string, options?: { limit?: number }): Promise<SourceTrace>;
   /** By sample id or digest. */
   traceSample(idOrDigest: string): Promise<SampleTrace | undefined>;
+  /** The chain's length and latest signed checkpoint, without verifying anything. */
+  status(): Promise<LedgerStatus>;
+  /** Sources ranked riskiest first (or just `source`), with their flag rate per scan. */
+  sourceRisks(options?: { source?: string }): Promise<SourceRisk[]>;
+  /** Findings by kind and subject type, with how many subjects are still open. */
+  findingCounts(): Promise<FindingCount[]>;
+  quarantineSize(): Promise<QuarantineSize>;
+  /** A page of a source's samples in digest order after `after`, with their findings. */
+  sourceSamples(
+    source: string,
+    options: { after?: string; limit: number },
+  ): Promise<{ items: SampleSummary[]; nextCursor: string | null }>;
+  /** Annotators who labeled the source's samples, most samples first. */
+  sourceAnnotators(source: string): Promise<{ annotator: string; samples: number }[]>;
+  versionSummary(version: string): Promise<VersionSummary>;
+  /** What a source reached, as a graph with counts (its trace, plus derived versions). */
+  blastRadius(source: string): Promise<BlastRadius>;
   /** API tokens of `antidote serve`, revoked ones included (secrets are never stored). */
   listTokens(): Promise<ApiToken[]>;
   getToken(tokenId: string): Promise<ApiToken | undefined>;

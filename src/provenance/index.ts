@@ -58,6 +58,15 @@ export {
   type RevokedKey,
 } from "./sources.js";
 export { recordDecision, type DecisionInput, type DecisionResult } from "./decisions.js";
+export { ledgerOverview, type LedgerOverview, type OverviewOptions } from "./overview.js";
+export {
+  recordRefusal,
+  latestRefusals,
+  MAX_REFUSALS,
+  type DeliveryRefusal,
+  type RefusalInput,
+  type RefusalListOptions,
+} from "./refusals.js";
 export {
   verifyUrlIndex,
   urlCheckFinding,

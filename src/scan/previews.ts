@@ -1,7 +1,8 @@
 // Previews of the flagged samples for the HTML report: a text excerpt around the evidence, or a
 // small PNG thumbnail. Texts are in the ScanTable; images are not (the scan keeps at most 8-bit
 // sketches of small ones), so the thumbnails come from a second pass over the dataset that picks
-// up only the samples shown — Dataset.samples() starts a new pass each call.
+// up only the samples shown — Dataset.samples() starts a new pass each call. `previewsJson`
+// writes them as a scan job's previews.json, for clients that show them (the dashboard).
 import type { Dataset } from "../data/dataset.js";
 import { encodePng } from "../data/image-codec.js";
 import { imageToBytes, type ImageTensor } from "../data/sample.js";
@@ -146,4 +147,53 @@ function downscale(image: ImageTensor, max: number): ImageTensor {
         data[(y * width + x) * c + k] = sum / (factor * factor);
       }
   return { height, width, channels: c, data };
+}
+
+/** One flagged sample's preview, as the scan job's previews.json holds it. */
+export interface PreviewJson {
+  /** Position in the dataset, id and digest: as in report.json's `flagged`. */
+  index: number;
+  id: string;
+  digest: string;
+  preview:
+    | Extract<SamplePreview, { kind: "text" }>
+    | {
+        kind: "image";
+        /** The thumbnail as a `data:image/png;base64,…` URL. */
+        src: string;
+        width: number;
+        height: number;
+      };
+}
+
+/** The file previews.json: the previews of the flagged samples, highest risk first. */
+export interface PreviewsJson {
+  schema: "antidote.scan-previews";
+  previews: PreviewJson[];
+}
+
+/**
+ * The previews as JSON, in the order of `flagged` (report.json's): a client shows a
+ * sample's content from here — text to render as text, with the spans to mark; an image as
+ * a PNG data URL — instead of reading it back out of report.html.
+ */
+export function previewsJson(
+  flagged: readonly { index: number; id: string; digest: string }[],
+  previews: ReadonlyMap<number, SamplePreview>,
+): PreviewsJson {
+  const out: PreviewJson[] = [];
+  for (const { index, id, digest } of flagged) {
+    const p = previews.get(index);
+    if (p === undefined) continue;
+    out.push({
+      index,
+      id,
+      digest,
+      preview:
+        p.kind === "text"
+          ? p
+          : { kind: "image", src: `data:image/png;base64,${p.pngBase64}`, width: p.width, height: p.height },
+    });
+  }
+  return { schema: "antidote.scan-previews", previews: out };
 }

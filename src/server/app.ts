@@ -13,6 +13,7 @@ import { sizeLimit } from "./middleware/body-limit.js";
 import { requestLogger } from "./middleware/logger.js";
 import { rateLimit } from "./middleware/rate-limit.js";
 import { REQUEST_ID_HEADER, replayGuard } from "./middleware/replay.js";
+import { dashboard } from "./dashboard.js";
 import { BEARER } from "./openapi.js";
 import { decisionRoutes } from "./routes/decisions.js";
 import { deliveryRoutes } from "./routes/deliveries.js";
@@ -20,6 +21,7 @@ import { findingRoutes } from "./routes/findings.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { ledgerRoutes } from "./routes/ledger.js";
+import { overviewRoutes } from "./routes/overview.js";
 import { modelRoutes } from "./routes/models.js";
 import { sourceRoutes } from "./routes/sources.js";
 import { tokenRoutes } from "./routes/tokens.js";
@@ -52,7 +54,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const uploads = { limits, uploadDir: deps.uploadDir };
   app.route("/v1", sourceRoutes(ledger));
   app.route("/v1", traceRoutes(ledger));
-  app.route("/v1", deliveryRoutes(ledger, uploads));
+  app.route("/v1", deliveryRoutes(ledger, { ...uploads, ingest: deps.ingest, log }));
   app.route("/v1", versionRoutes(ledger));
   app.route("/v1", findingRoutes(ledger));
   app.route("/v1", decisionRoutes(ledger));
@@ -60,6 +62,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/v1", ledgerRoutes(ledger));
   app.route("/v1", tokenRoutes(ledger, now));
   app.route("/v1", jobRoutes(deps.jobs, { ...uploads, log }));
+  app.route("/v1", overviewRoutes(ledger));
 
   app.openAPIRegistry.registerComponent("securitySchemes", BEARER, {
     type: "http",
@@ -77,6 +80,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
         'every error is { "error": { "code", "message" } }.',
     },
   });
+  // The web dashboard's files and pages (last, as a middleware: it sees only what no API route
+  // answered, and adds no route to the API).
+  app.use("*", dashboard());
   return app;
 }
 

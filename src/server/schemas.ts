@@ -47,6 +47,17 @@ export const deliverySchema = z
   })
   .openapi("Delivery");
 
+export const deliveryRefusalSchema = z
+  .object({
+    id: z.number().int(),
+    at: iso,
+    source: z.string().describe("The source the upload claimed to be from"),
+    principal: z.string().describe("Who sent it (the token's principal)"),
+    code: z.string().describe("The error code the client got"),
+    message: z.string().describe("Why, as the client was told it"),
+  })
+  .openapi("DeliveryRefusal");
+
 export const ingestResultSchema = z
   .object({
     deliveryId: z.string(),

@@ -108,7 +108,7 @@ describe("AntidoteClient against antidote serve", () => {
     const done = await analyst.waitForJob(job.jobId, (j) => seen.push(j));
     expect(done.state).toBe("done");
     expect(seen.some((j) => j.state === "running")).toBe(true);
-    expect(done.artifacts).toEqual(expect.arrayContaining(["report.json", "report.html"]));
+    expect(done.artifacts).toEqual(expect.arrayContaining(["report.json", "report.html", "previews.json"]));
     const report = JSON.parse(new TextDecoder().decode(await analyst.artifact(job.jobId, "report.json"))) as {
       flagged: { id: string }[];
     };

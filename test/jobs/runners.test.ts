@@ -55,7 +55,7 @@ describe.runIf(hasFashionMnist())("job runners on a ledger version", () => {
     };
     expect(result).toMatchObject({ version, samples: SAMPLES });
     expect(Object.keys(result.detectors)).toEqual(["trigger-patches"]);
-    expect(done.artifacts).toEqual(["report.html", "report.json"]);
+    expect(done.artifacts).toEqual(["previews.json", "report.html", "report.json"]);
     // Materializing the version for the scan recorded nothing: still the one version ingested.
     expect((await t.ledger.listDatasetVersions()).map((v) => v.version)).toEqual([version]);
 
@@ -90,6 +90,18 @@ describe.runIf(hasFashionMnist())("job runners on a ledger version", () => {
     const html = new TextDecoder().decode((await queue.artifact(job.jobId, "report.html"))?.bytes);
     expect(html).toContain("<h2>Image triggers</h2>");
     expect(JSON.stringify(report) + html).not.toContain("antidote-job-");
+    // previews.json: the flagged images' thumbnails as PNG data URLs, by id and digest as in report.json.
+    const previews = JSON.parse(
+      new TextDecoder().decode((await queue.artifact(job.jobId, "previews.json"))?.bytes),
+    ) as {
+      schema: string;
+      previews: { id: string; digest: string; preview: { kind: string; src?: string } }[];
+    };
+    expect(previews.schema).toBe("antidote.scan-previews");
+    expect(previews.previews.length).toBe(Math.min(result.flagged, 500));
+    expect(previews.previews.every((p) => p.preview.kind === "image")).toBe(true);
+    expect(previews.previews.every((p) => p.preview.src?.startsWith("data:image/png;base64,"))).toBe(true);
+    expect(previews.previews.every((p) => flaggedIds.includes(p.id))).toBe(true);
   });
 
   it("export: writes a signed clean version without the quarantined samples", async () => {
@@ -111,9 +123,22 @@ describe.runIf(hasFashionMnist())("job runners on a ledger version", () => {
     ]);
     const job = await queue.submit(
       "export",
-      { version, excludeQuarantined: true, name: "fm-clean" },
+      { version, excludeQuarantined: true, name: "fm-clean", reason: "drop the flagged samples" },
       "analyst",
     );
+    // The reason is kept with the request, as asked, by whom.
+    const submitted = [];
+    for await (const e of t.ledger.events())
+      if (e.kind === "job.submitted" && e.payload.jobId === job.jobId) submitted.push(e);
+    expect(submitted).toHaveLength(1);
+    expect(submitted[0]?.actor).toBe("analyst");
+    expect(submitted[0]?.kind === "job.submitted" && submitted[0].payload.parameters).toMatchObject({
+      reason: "drop the flagged samples",
+    });
+    const tooLong = await antidoteFailure(
+      queue.submit("export", { version, reason: "x".repeat(501) }, "analyst"),
+    );
+    expect([tooLong.code, tooLong.message]).toEqual(["USAGE", expect.stringMatching(/reason.*500/)]);
     const done = await waitForState(queue, job.jobId, "done", 60_000);
     const result = done.result as {
       version: string;

@@ -115,7 +115,7 @@ describe.runIf(hasFashionMnist())("a sharded scan job over two antidote workers"
     expect(expected.flagged).toBeGreaterThan(0);
     expect(await decisions(producer, done)).toEqual(expected);
     // The shards were working state: not among the job's files once it is done.
-    expect(done.artifacts).toEqual(["report.html", "report.json"]);
+    expect(done.artifacts).toEqual(["previews.json", "report.html", "report.json"]);
   });
 
   it("finishes a shard whose worker was killed mid-shard on the other worker, recorded once", async () => {

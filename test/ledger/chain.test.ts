@@ -318,6 +318,7 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
       "0001-initial",
       "0002-merkle-checkpoints",
       "0003-service",
+      "0004-delivery-refusals",
     ]);
   });
 

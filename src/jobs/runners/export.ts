@@ -4,6 +4,7 @@
 // client to download. `exportVersion` appends the new version itself, outside the job's
 // once-only batch; that append is idempotent by version id (an identical export is recorded
 // once, `alreadyRecorded` on a rerun), so a job rerun after a crash records no second version.
+// An optional `reason` is recorded with the request (job.submitted) and not used otherwise.
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { z } from "zod";
@@ -26,6 +27,11 @@ export const exportParameters = z
     format: z.enum(EXPORT_FORMATS).default("parquet"),
     /** Name of the new version (default: the parent's). */
     name: z.string().min(1).optional(),
+    /**
+     * Why the export was asked for. Recorded with the request (`job.submitted` keeps the
+     * parameters) and otherwise unused: the export itself does not depend on it.
+     */
+    reason: z.string().min(1, "must not be empty").max(500, "must be at most 500 characters").optional(),
   })
   .strict();
 

@@ -4,7 +4,8 @@
 // appends the findings together with `job.finished` in one batch — recorded once, however
 // often the job is run. Only options that need no local files are offered (no --features or
 // --pred-probs: a client cannot name files on the server); the user's model comes as the
-// job's uploaded input `model.onnx`, as an audit's does.
+// job's uploaded input `model.onnx`, as an audit's does. Its files: report.json, report.html,
+// and previews.json (the flagged samples' thumbnails or text excerpts, which report.json omits).
 //
 // `shards: K` splits the model's inference (the part of a scan with a model that costs compute
 // and input memory) into K parts, one per contiguous range of the version (scan/shard.ts). The
@@ -18,6 +19,7 @@ import { z } from "zod";
 import { openDataset } from "../../data/open.js";
 import { AntidoteError } from "../../errors.js";
 import type { LedgerEventInput } from "../../ledger/types.js";
+import { previewsJson } from "../../scan/previews.js";
 import { renderReportHtml } from "../../scan/report-html.js";
 import { buildReportJson } from "../../scan/report-json.js";
 import { scanDataset, scanFindings, scanOptionsSchema } from "../../scan/scan.js";
@@ -80,7 +82,7 @@ async function allShards(p: ScanParameters, count: number, ctx: JobContext, data
 export const scanRunner: JobRunner<typeof scanParameters> = {
   kind: "scan",
   description:
-    "Scan a dataset version for poisoning; findings are recorded in the ledger, report.json/html kept",
+    "Scan a dataset version for poisoning; findings are recorded in the ledger, report.json/html and previews.json kept",
   parameters: scanParameters,
   requiredInputs: (p) => (p.shards !== undefined ? [SCAN_MODEL_INPUT] : []),
   parts: (p) =>
@@ -144,6 +146,12 @@ export const scanRunner: JobRunner<typeof scanParameters> = {
       artifacts: [
         textArtifact("report.json", "application/json", JSON.stringify(json, null, 2) + "\n"),
         textArtifact("report.html", "text/html; charset=utf-8", html),
+        // The flagged samples' content for clients (the dashboard), which report.json omits.
+        textArtifact(
+          "previews.json",
+          "application/json",
+          JSON.stringify(previewsJson(json.flagged, report.previews)) + "\n",
+        ),
       ],
       events,
     };

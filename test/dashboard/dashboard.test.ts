@@ -208,6 +208,12 @@ describe("the dashboard, as an analyst", () => {
     await expect
       .poll(() => page.locator("[data-testid=members] tbody tr").first().textContent())
       .not.toBe(first);
+    // Back returns exactly to the first page (the cursors seen are kept), and stops there.
+    const previous = page.getByRole("button", { name: "← Previous" });
+    await page.getByText("Page 2").waitFor();
+    await previous.click();
+    await expect.poll(() => page.locator("[data-testid=members] tbody tr").first().textContent()).toBe(first);
+    expect(await previous.isDisabled()).toBe(true);
     await page.getByTestId("scan-report").waitFor();
     await screenshot(page, "version", true);
   });

@@ -30,14 +30,16 @@ export function useLoad<T>(load: () => Promise<T>, key: readonly unknown[]): Loa
   return { data: state.data, error: state.error, loading: state.loading, reload };
 }
 
-/** Keyset pagination: the cursors of the pages seen so far, so Back returns exactly. */
-export function useCursor(): {
+export interface Cursor {
   cursor: string | undefined;
   page: number;
   next: (c: string) => void;
   prev: () => void;
   reset: () => void;
-} {
+}
+
+/** Keyset pagination: the cursors of the pages seen so far, so Back returns exactly. */
+export function useCursor(): Cursor {
   const [stack, setStack] = useState<string[]>([]);
   return {
     cursor: stack[stack.length - 1],

@@ -1,7 +1,7 @@
 // Small pieces every page uses: loading and error states, a pager for keyset pages, a
 // table wrapper that scrolls sideways on a narrow window, and pills.
 import type { ComponentChildren } from "preact";
-import type { Loaded } from "../hooks";
+import type { Cursor, Loaded } from "../hooks";
 
 export function Status<T>({
   loaded,
@@ -37,26 +37,15 @@ export function TableWrap({ label, children }: { label: string; children: Compon
   );
 }
 
-export function Pager({
-  page,
-  hasPrev,
-  next,
-  onPrev,
-  onNext,
-}: {
-  page: number;
-  hasPrev: boolean;
-  next: string | null;
-  onPrev: () => void;
-  onNext: (cursor: string) => void;
-}) {
+/** Previous / next over keyset pages: `cursor` is the page's `useCursor()`, `next` its nextCursor. */
+export function Pager({ cursor, next }: { cursor: Cursor; next: string | null }) {
   return (
     <nav class="pager" aria-label="Pages">
-      <button type="button" disabled={!hasPrev} onClick={onPrev}>
+      <button type="button" disabled={cursor.page === 1} onClick={cursor.prev}>
         ← Previous
       </button>
-      <span aria-live="polite">Page {page}</span>
-      <button type="button" disabled={next === null} onClick={() => next !== null && onNext(next)}>
+      <span aria-live="polite">Page {cursor.page}</span>
+      <button type="button" disabled={next === null} onClick={() => next !== null && cursor.next(next)}>
         Next →
       </button>
     </nav>

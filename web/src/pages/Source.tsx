@@ -346,13 +346,7 @@ function SourceSamples({ name }: { name: string }) {
                 </tbody>
               </table>
             </TableWrap>
-            <Pager
-              page={pager.page}
-              hasPrev={pager.page > 1}
-              next={p.nextCursor}
-              onPrev={pager.prev}
-              onNext={pager.next}
-            />
+            <Pager cursor={pager} next={p.nextCursor} />
           </>
         )}
       </Status>

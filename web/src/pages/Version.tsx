@@ -249,13 +249,7 @@ function Members({ version, onChange }: { version: string; onChange: () => void 
                 </tbody>
               </table>
             </TableWrap>
-            <Pager
-              page={pager.page}
-              hasPrev={pager.page > 1}
-              next={p.nextCursor}
-              onPrev={pager.prev}
-              onNext={pager.next}
-            />
+            <Pager cursor={pager} next={p.nextCursor} />
           </>
         )}
       </Status>

@@ -53,13 +53,7 @@ export function Versions() {
                 </tbody>
               </table>
             </TableWrap>
-            <Pager
-              page={pager.page}
-              hasPrev={pager.page > 1}
-              next={p.nextCursor}
-              onPrev={pager.prev}
-              onNext={pager.next}
-            />
+            <Pager cursor={pager} next={p.nextCursor} />
           </>
         )}
       </Status>

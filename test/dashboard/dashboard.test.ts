@@ -4,7 +4,8 @@
 // and sees it refused with the reason; an analyst runs a scan and watches its progress, opens
 // a flagged sample, quarantines the source and sees the blast radius update, and exports a
 // clean version; a reader sees no action and its direct API calls get 403. Each page is
-// screenshotted to out/screenshots/ (the main ones also to docs/screenshots/).
+// screenshotted to out/screenshots/ (the main ones also to docs/screenshots/ with
+// ANTIDOTE_UPDATE_SCREENSHOTS=1).
 import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";

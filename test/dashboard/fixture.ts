@@ -168,12 +168,16 @@ export async function signIn(page: Page, url: string, token: string): Promise<vo
   await page.getByTestId("whoami").waitFor();
 }
 
-/** A full-page screenshot in out/screenshots/<name>.png (and docs/screenshots/ when `docs`). */
+/**
+ * A full-page screenshot in out/screenshots/<name>.png; the main ones (`docs`) also replace
+ * the README's copies in docs/screenshots/, but only when asked (ANTIDOTE_UPDATE_SCREENSHOTS=1):
+ * a test run must not change tracked files.
+ */
 export async function screenshot(page: Page, name: string, docs = false): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const path = join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
-  if (docs) {
+  if (docs && process.env.ANTIDOTE_UPDATE_SCREENSHOTS === "1") {
     mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
     copyFileSync(path, join(DOCS_SCREENSHOTS, `${name}.png`));
   }

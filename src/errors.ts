@@ -25,6 +25,12 @@ export type AntidoteErrorCode =
   | "NOT_FOUND" // a dataset version, model, sample or delivery is not in the ledger
   | "MODEL_FORMAT" // a model file is not ONNX, uses an unknown opset, or is not a classifier we can run
   | "MODEL_UNSUPPORTED" // a model uses an operator (or a form of one) Antidote cannot translate
+  | "FORBIDDEN" // the caller may not act as this subject (a token bound to another source, a quarantined agent)
+  | "PAYLOAD_TOO_LARGE" // an upload is over a size limit (bytes or records)
+  | "REPLAYED" // something that may be used once was used again (a telemetry sequence number, a request id)
+  | "NOT_AN_AGENT" // telemetry names a source that is registered, but not as an agent
+  | "MODEL_UNKNOWN" // telemetry attests a model that is not registered in the ledger
+  | "WINDOW_IMPLAUSIBLE" // a telemetry batch's time window is inverted, too long, in the future or too old
   | "INTERNAL"; // a bug: report it
 
 export class AntidoteError extends Error {

@@ -58,6 +58,7 @@ export {
 export type * from "./ledger/types.js";
 export { SOURCE_KINDS } from "./ledger/types.js";
 export * from "./provenance/index.js";
+export * from "./monitor/index.js";
 export {
   buildModelBom,
   validateCycloneDx,

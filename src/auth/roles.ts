@@ -13,7 +13,7 @@ export const PERMISSIONS = [
   "deliveries:read",
   /** Upload a signed delivery (a supplier or agent as its own source only). */
   "deliver",
-  /** Quarantine or release sources and samples. */
+  /** Quarantine or release sources, samples and telemetry batches; suspend and resume models. */
   "decide",
   /** Register models. */
   "models:write",
@@ -23,18 +23,22 @@ export const PERMISSIONS = [
   "sources:write",
   /** Create, list and revoke API tokens. */
   "tokens",
+  /** Send signed telemetry batches (an agent as its own agent only). */
+  "telemetry",
 ] as const;
+// Whether a model is suspended (GET /v1/models/{digest}/status) needs no permission: any valid
+// token reads it, so deployments polling with their agent token stop serving a suspended model.
 
 export type Permission = (typeof PERMISSIONS)[number];
 
-// Agents deliver telemetry later (src/monitor/); until then an agent is a supplier.
 const SUPPLIER: readonly Permission[] = ["deliver", "deliveries:read"];
 
 export const ROLE_PERMISSIONS: Readonly<Record<TokenRole, readonly Permission[]>> = {
   reader: ["read", "deliveries:read"],
   analyst: ["read", "deliveries:read", "decide", "models:write", "jobs:write"],
   supplier: SUPPLIER,
-  agent: SUPPLIER,
+  // An agent delivers like a supplier and sends telemetry (monitor/intake.ts), as itself only.
+  agent: [...SUPPLIER, "telemetry"],
   admin: PERMISSIONS,
 };
 

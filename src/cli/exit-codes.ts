@@ -8,7 +8,8 @@ export const EXIT = {
   input: 3,
   datasetMissing: 4,
   attackInfeasible: 5,
-  /** Signature, digest or ledger-chain verification failed: the data must not be trusted. */
+  /** Signature, digest or ledger-chain verification failed, or telemetry was refused (replayed,
+   * implausible window, not an agent, forbidden): the data must not be trusted. */
   verification: 6,
   /** The ledger cannot be opened, or names an unknown source, version, model or sample. */
   ledger: 7,
@@ -28,6 +29,7 @@ export function exitCodeFor(code: AntidoteErrorCode): number {
     case "LABEL_MIXED_TYPES":
     case "MODEL_FORMAT":
     case "MODEL_UNSUPPORTED":
+    case "PAYLOAD_TOO_LARGE":
       return EXIT.input;
     case "DATASET_MISSING":
       return EXIT.datasetMissing;
@@ -37,11 +39,16 @@ export function exitCodeFor(code: AntidoteErrorCode): number {
     case "SIGNATURE_INVALID":
     case "DIGEST_MISMATCH":
     case "LEDGER_TAMPERED":
+    case "FORBIDDEN":
+    case "REPLAYED":
+    case "NOT_AN_AGENT":
+    case "WINDOW_IMPLAUSIBLE":
       return EXIT.verification;
     case "SOURCE_UNKNOWN":
     case "SOURCE_EXISTS":
     case "LEDGER_UNAVAILABLE":
     case "NOT_FOUND":
+    case "MODEL_UNKNOWN":
       return EXIT.ledger;
     case "INTERNAL":
       return EXIT.internal;

@@ -31,6 +31,11 @@ import { registerAudit } from "./commands/audit.js";
 import { registerServe } from "./commands/serve.js";
 import { registerWorker } from "./commands/worker.js";
 import { registerToken } from "./commands/token.js";
+import { registerTelemetry } from "./commands/telemetry.js";
+import { registerTelemetrySign } from "./commands/telemetry-sign.js";
+import { registerTelemetryExport } from "./commands/telemetry-export.js";
+import { registerMonitor } from "./commands/monitor.js";
+import { registerFleetSim } from "./commands/fleet-sim.js";
 import { VERSION } from "../version.js";
 
 export function buildProgram(): Command {
@@ -72,6 +77,11 @@ export function buildProgram(): Command {
   registerServe(program);
   registerWorker(program);
   registerToken(program);
+  registerTelemetry(program);
+  registerTelemetrySign(program);
+  registerTelemetryExport(program);
+  registerMonitor(program);
+  registerFleetSim(program);
   program.addHelpText(
     "after",
     `

@@ -260,6 +260,59 @@ export interface DeliveryRefusalsTable {
   message: string;
 }
 
+/** Telemetry batches accepted (telemetry.accepted): one row per batch, unique per (agent, sequence). */
+export interface TelemetryBatchesTable {
+  batch_id: string;
+  agent: string;
+  /** double precision: a sequence may exceed 32 bits, and both engines return it as a number. */
+  sequence: number;
+  key_id: string;
+  model: string;
+  window_start: string;
+  window_end: string;
+  /** Canonical JSON of the class names. */
+  classes: string;
+  records_sha256: string;
+  count: number;
+  feedback_count: number;
+  bytes: number;
+  store: string;
+  gap_expected: number | null;
+  gap_got: number | null;
+  at: string;
+  seq: number;
+}
+
+/** Models whose status was changed (model.status-changed): the latest change per model. */
+export interface ModelStatusTable {
+  digest: string;
+  status: string;
+  reason: string;
+  actor: string;
+  at: string;
+  seq: number;
+}
+
+/** Telemetry batches refused (monitor/refusals.ts): operational and bounded, like delivery_refusals. */
+export interface TelemetryRefusalsTable {
+  id: Generated<number>;
+  at: string;
+  /** The agent the batch claimed to be from (possibly unregistered), as sent, capped. */
+  agent: string;
+  principal: string;
+  code: string;
+  message: string;
+}
+
+/** Refusals counted per agent and code since the ledger began (not pruned). Unregistered
+ * names count under "" so a flood of made-up names adds one row per code, not one per name. */
+export interface TelemetryRefusalCountsTable {
+  agent: string;
+  code: string;
+  refusals: number;
+  last_at: string;
+}
+
 export interface Database {
   events: EventsTable;
   checkpoints: CheckpointsTable;
@@ -286,6 +339,10 @@ export interface Database {
   job_artifacts: JobArtifactsTable;
   request_ids: RequestIdsTable;
   delivery_refusals: DeliveryRefusalsTable;
+  telemetry_batches: TelemetryBatchesTable;
+  model_status: ModelStatusTable;
+  telemetry_refusals: TelemetryRefusalsTable;
+  telemetry_refusal_counts: TelemetryRefusalCountsTable;
 }
 
 export type LedgerDb = Kysely<Database>;
@@ -311,6 +368,8 @@ export const DERIVED_TABLES: { [T in keyof Database]?: readonly (keyof Database[
   model_trained_on: ["model", "version"],
   api_tokens: ["token_id"],
   job_outcomes: ["job_id"],
+  telemetry_batches: ["batch_id"],
+  model_status: ["digest"],
 };
 
 /** Most bound parameters one statement may carry: SQLite's default limit is 32766, PostgreSQL's 65535. */

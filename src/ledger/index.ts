@@ -18,6 +18,8 @@ import {
 } from "./keys.js";
 import * as insights from "./insights.js";
 import * as q from "./queries.js";
+import { lastSequence, sourceQuarantined } from "./project-telemetry.js";
+import * as tq from "./telemetry-queries.js";
 import { traceSample, traceSource } from "./trace.js";
 import type {
   ApiToken,
@@ -38,6 +40,9 @@ import type {
   LedgerReader,
   LedgerEventInput,
   ModelRecord,
+  ModelStatus,
+  TelemetryBatchFilter,
+  TelemetryBatchRecord,
   OpenLedgerOptions,
   SampleRecord,
   SampleTrace,
@@ -185,6 +190,15 @@ class SqlLedgerReader implements LedgerReader {
     return q.events(this.backend.db, fromSeq);
   }
 
+  async getEvent(seq: number): Promise<LedgerEvent | undefined> {
+    const row = await this.backend.db
+      .selectFrom("events")
+      .selectAll()
+      .where("seq", "=", seq)
+      .executeTakeFirst();
+    return row === undefined ? undefined : q.eventFromRow(row);
+  }
+
   async getSource(name: string): Promise<Source | undefined> {
     return (await q.listSources(this.backend.db, name))[0];
   }
@@ -222,6 +236,26 @@ class SqlLedgerReader implements LedgerReader {
 
   listModels(): Promise<ModelRecord[]> {
     return q.listModels(this.backend.db);
+  }
+
+  getModelStatus(digest: string): Promise<ModelStatus | undefined> {
+    return tq.getModelStatus(this.backend.db, digest);
+  }
+
+  listTelemetryBatches(filter?: TelemetryBatchFilter): Promise<TelemetryBatchRecord[]> {
+    return tq.listTelemetryBatches(this.backend.db, filter);
+  }
+
+  getTelemetryBatch(batchId: string): Promise<TelemetryBatchRecord | undefined> {
+    return tq.getTelemetryBatch(this.backend.db, batchId);
+  }
+
+  lastTelemetrySequence(agent: string): Promise<number | null> {
+    return lastSequence(this.backend.db, agent);
+  }
+
+  isSourceQuarantined(name: string): Promise<boolean> {
+    return sourceQuarantined(this.backend.db, name);
   }
 
   async isQuarantined(digest: string): Promise<boolean> {

@@ -309,10 +309,96 @@ async function createServiceDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
     .execute();
 }
 
+// Telemetry from deployed agents (src/monitor/): accepted batches and model status are
+// projections of events; refused batches and their per-agent counts are operational, bounded
+// tables like delivery_refusals (a stolen agent token must not be able to fill the log).
+const telemetry: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    const s = db.schema;
+    await createTelemetryDerivedTables(db);
+    await s
+      .createTable("telemetry_refusals")
+      .addColumn("id", db.getExecutor().adapter instanceof PostgresAdapter ? "serial" : "integer", (c) =>
+        c.primaryKey(),
+      )
+      .addColumn("at", "text", (c) => c.notNull())
+      .addColumn("agent", "text", (c) => c.notNull())
+      .addColumn("principal", "text", (c) => c.notNull())
+      .addColumn("code", "text", (c) => c.notNull())
+      .addColumn("message", "text", (c) => c.notNull())
+      .execute();
+    await s
+      .createIndex("telemetry_refusals_agent")
+      .on("telemetry_refusals")
+      .columns(["agent", "id"])
+      .execute();
+    await s
+      .createTable("telemetry_refusal_counts")
+      .addColumn("agent", "text", (c) => c.notNull())
+      .addColumn("code", "text", (c) => c.notNull())
+      .addColumn("refusals", "integer", (c) => c.notNull())
+      .addColumn("last_at", "text", (c) => c.notNull())
+      .addPrimaryKeyConstraint("telemetry_refusal_counts_pk", ["agent", "code"])
+      .execute();
+  },
+};
+
+async function createTelemetryDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
+  const s = db.schema;
+  await s
+    .createTable("telemetry_batches")
+    .addColumn("batch_id", "text", (c) => c.primaryKey())
+    .addColumn("agent", "text", (c) => c.notNull())
+    .addColumn("sequence", "double precision", (c) => c.notNull())
+    .addColumn("key_id", "text", (c) => c.notNull())
+    .addColumn("model", "text", (c) => c.notNull())
+    .addColumn("window_start", "text", (c) => c.notNull())
+    .addColumn("window_end", "text", (c) => c.notNull())
+    .addColumn("classes", "text", (c) => c.notNull())
+    .addColumn("records_sha256", "text", (c) => c.notNull())
+    .addColumn("count", "integer", (c) => c.notNull())
+    .addColumn("feedback_count", "integer", (c) => c.notNull())
+    .addColumn("bytes", "integer", (c) => c.notNull())
+    .addColumn("store", "text", (c) => c.notNull())
+    .addColumn("gap_expected", "double precision")
+    .addColumn("gap_got", "double precision")
+    .addColumn("at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull().unique())
+    .execute();
+  // One batch per (agent, sequence), whatever races: the second append of a sequence fails.
+  await s
+    .createIndex("telemetry_batches_agent_sequence")
+    .on("telemetry_batches")
+    .columns(["agent", "sequence"])
+    .unique()
+    .execute();
+  await s
+    .createIndex("telemetry_batches_agent_seq")
+    .on("telemetry_batches")
+    .columns(["agent", "seq"])
+    .execute();
+  await s
+    .createIndex("telemetry_batches_model_seq")
+    .on("telemetry_batches")
+    .columns(["model", "seq"])
+    .execute();
+  await s.createIndex("telemetry_batches_at").on("telemetry_batches").column("at").execute();
+  await s
+    .createTable("model_status")
+    .addColumn("digest", "text", (c) => c.primaryKey())
+    .addColumn("status", "text", (c) => c.notNull())
+    .addColumn("reason", "text", (c) => c.notNull())
+    .addColumn("actor", "text", (c) => c.notNull())
+    .addColumn("at", "text", (c) => c.notNull())
+    .addColumn("seq", "integer", (c) => c.notNull())
+    .execute();
+}
+
 /** Every derived table at the latest schema: where `verify` replays the log. */
 export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
   await createInitialDerivedTables(db);
   await createServiceDerivedTables(db);
+  await createTelemetryDerivedTables(db);
 }
 
 /** Migration names sort in the order they run. */
@@ -323,7 +409,8 @@ export const migrationProvider: MigrationProvider = {
       "0002-merkle-checkpoints": merkleCheckpoints,
       "0003-service": service,
       "0004-delivery-refusals": deliveryRefusals,
+      "0005-telemetry": telemetry,
     }),
 };
 
-export const LATEST_MIGRATION = "0004-delivery-refusals";
+export const LATEST_MIGRATION = "0005-telemetry";

@@ -8,6 +8,7 @@ import { AntidoteError } from "../errors.js";
 import { canonicalJson, rotationMessage } from "./chain.js";
 import type { LedgerDb } from "./database.js";
 import { keyIdOf, signatureValid } from "./keys.js";
+import { modelStatusChanged, requireBatches, telemetryAccepted } from "./project-telemetry.js";
 import type { LedgerEvent, LedgerEventInput, Transform } from "./types.js";
 
 type EventOf<K extends LedgerEventInput["kind"]> = Extract<LedgerEventInput, { kind: K }> & {
@@ -42,6 +43,10 @@ export async function applyEvent(db: LedgerDb, event: LedgerEvent, maxParams: nu
       return decisionRecorded(ctx, event);
     case "model.registered":
       return modelRegistered(ctx, event);
+    case "model.status-changed":
+      return modelStatusChanged(db, event);
+    case "telemetry.accepted":
+      return telemetryAccepted(db, event);
     case "ledger.key-rotated":
       return ledgerKeyRotated(ctx, event);
     case "token.created":
@@ -440,6 +445,7 @@ async function decisionRecorded({ db, maxParams }: Ctx, e: EventOf<"decision.rec
   const d = e.payload;
   const subjects = [...new Set(d.subjectIds)];
   if (d.subjectType === "source") for (const name of subjects) await requireSource(db, name);
+  if (d.subjectType === "telemetry-batch") await requireBatches(db, subjects);
   await db
     .insertInto("decisions")
     .values({

@@ -8,6 +8,9 @@ import { AntidoteError } from "../errors.js";
 import { SOURCE_KINDS, type LedgerEventInput } from "./types.js";
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** An agent's name as telemetry may carry it (monitor/schema.ts): no path separators, no "..". */
+const AGENT = "[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}";
+const BATCH_ID = new RegExp(`^${AGENT}#(0|[1-9][0-9]{0,15})$`);
 
 export const hexDigest = z.string().regex(HEX64, "expected 64 lowercase hex characters (a SHA-256)");
 const name = z.string().min(1, "must not be empty");
@@ -42,7 +45,16 @@ export const sampleRecordSchema = z.object({
 });
 
 export const findingSchema = z.object({
-  subjectType: z.enum(["sample", "source", "annotator", "model", "client", "delivery", "dataset"]),
+  subjectType: z.enum([
+    "sample",
+    "source",
+    "annotator",
+    "model",
+    "client",
+    "delivery",
+    "dataset",
+    "telemetry-batch",
+  ]),
   subjectId: name,
   kind: name,
   score: z.number(),
@@ -54,20 +66,19 @@ export const findingSchema = z.object({
 export const decisionSchema = z
   .object({
     action: z.enum(["quarantine", "release"]),
-    subjectType: z.enum(["sample", "source"]),
+    subjectType: z.enum(["sample", "source", "telemetry-batch"]),
     subjectIds: z.array(name).min(1, "must name at least one subject"),
     actor: name,
     reason: z.string(),
   })
   .superRefine((d, ctx) => {
-    if (d.subjectType !== "sample") return;
+    if (d.subjectType === "source") return;
+    const [pattern, message] =
+      d.subjectType === "sample"
+        ? [HEX64, "a sample is named by its digest: expected 64 lowercase hex characters"]
+        : [BATCH_ID, 'a telemetry batch is named "<agent>#<sequence>"'];
     d.subjectIds.forEach((id, i) => {
-      if (!HEX64.test(id))
-        ctx.addIssue({
-          code: "custom",
-          path: ["subjectIds", i],
-          message: "a sample is named by its digest: expected 64 lowercase hex characters",
-        });
+      if (!pattern.test(id)) ctx.addIssue({ code: "custom", path: ["subjectIds", i], message });
     });
   });
 
@@ -87,6 +98,41 @@ export const apiTokenGrantSchema = z
   .refine((t) => (t.role === "supplier" || t.role === "agent") === (t.source !== null), {
     message: "a supplier or agent token names exactly one source; other roles name none",
     path: ["source"],
+  });
+
+const isoTime = z.iso.datetime({ offset: true });
+const count = z.number().int().min(0);
+const sequence = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** telemetry.accepted: the batch id, the agent and the store path must agree (the store path is
+ * read back from disk, so it can name nothing outside the agent's own directory). */
+export const telemetryBatchSchema = z
+  .object({
+    batchId: z.string().regex(BATCH_ID, 'expected "<agent>#<sequence>"'),
+    agent: z.string().regex(new RegExp(`^${AGENT}$`), "expected an agent's source name"),
+    sequence,
+    keyId: hexDigest,
+    model: hexDigest,
+    window: z.object({ start: isoTime, end: isoTime }),
+    classes: z.array(name).min(2),
+    recordsSha256: hexDigest,
+    count: count.min(1),
+    feedbackCount: count,
+    bytes: count.min(1),
+    store: z.string().regex(/^[^/]+\/[A-Za-z0-9][A-Za-z0-9._-]*\.jsonl$/, 'expected "<agent>/<file>.jsonl"'),
+    gap: z.object({ expected: sequence, got: sequence }).nullable(),
+  })
+  .superRefine((b, ctx) => {
+    if (b.batchId !== `${b.agent}#${b.sequence}`)
+      ctx.addIssue({ code: "custom", path: ["batchId"], message: "is not <agent>#<sequence> of this batch" });
+    if (!b.store.startsWith(`${b.agent}/`) || b.store.includes(".."))
+      ctx.addIssue({
+        code: "custom",
+        path: ["store"],
+        message: "is not a file in the agent's own directory",
+      });
+    if (b.feedbackCount > b.count)
+      ctx.addIssue({ code: "custom", path: ["feedbackCount"], message: "is more than the batch's records" });
   });
 
 export const jobId = z.string().regex(/^job-[0-9a-f]{16}$/, "expected a job id: job- and 16 hex characters");
@@ -161,6 +207,11 @@ export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
       format: name,
     }),
   }),
+  z.object({
+    kind: z.literal("model.status-changed"),
+    payload: z.object({ digest: hexDigest, status: z.enum(["active", "suspended"]), reason: z.string() }),
+  }),
+  z.object({ kind: z.literal("telemetry.accepted"), payload: telemetryBatchSchema }),
   z.object({ kind: z.literal("token.created"), payload: apiTokenGrantSchema }),
   z.object({ kind: z.literal("token.revoked"), payload: z.object({ tokenId, reason: z.string() }) }),
   z.object({

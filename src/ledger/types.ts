@@ -60,8 +60,10 @@ export interface SampleRecord {
 
 /** The common currency of every check (DESIGN.md): a subject, a kind, a score and evidence. */
 export interface Finding {
-  subjectType: "sample" | "source" | "annotator" | "model" | "client" | "delivery" | "dataset";
-  /** Sample digest, source name, annotator name, model digest, client id, delivery id, version id. */
+  subjectType:
+    "sample" | "source" | "annotator" | "model" | "client" | "delivery" | "dataset" | "telemetry-batch";
+  /** Sample digest, source name (an agent is a source), annotator name, model digest, client id,
+   * delivery id, version id, telemetry batch id ("<agent>#<sequence>"). */
   subjectId: string;
   /** e.g. "label-issue", "spectral-signature", "trigger-token", "split-view-mismatch". */
   kind: string;
@@ -74,12 +76,75 @@ export interface Finding {
 
 export interface Decision {
   action: "quarantine" | "release";
-  subjectType: "sample" | "source";
-  /** Sample digests or source names. */
+  subjectType: "sample" | "source" | "telemetry-batch";
+  /** Sample digests, source names or telemetry batch ids ("<agent>#<sequence>"). */
   subjectIds: string[];
   /** Who decided (user name, or "policy:<name>"). */
   actor: string;
   reason: string;
+}
+
+/**
+ * A telemetry batch the intake accepted (monitor/intake.ts): what the agent's signed statement
+ * said, which key signed it, and where its records are kept. The statement is rebuilt from
+ * this, so the stored envelope is evidence, never an input.
+ */
+export interface TelemetryBatch {
+  /** "<agent>#<sequence>". */
+  batchId: string;
+  agent: string;
+  sequence: number;
+  /** The agent's key that signed the batch. */
+  keyId: string;
+  /** Digest of the model the agent attests it runs (registered in the ledger). */
+  model: string;
+  /** ISO-8601, as the agent signed them. */
+  window: { start: string; end: string };
+  /** The model's class names in output order. */
+  classes: string[];
+  /** Hex SHA-256 of the JSONL bytes: every read of the stored file is checked against it. */
+  recordsSha256: string;
+  count: number;
+  /** Records that carry a feedback label. */
+  feedbackCount: number;
+  bytes: number;
+  /** The JSONL file, relative to the ledger home's `telemetry/` directory ("<agent>/<file>.jsonl");
+   * the envelope lies beside it with `.dsse.json` for `.jsonl`. */
+  store: string;
+  /** Set when the sequence skipped numbers: the one expected (last accepted + 1, or 0) and the one sent. */
+  gap: null | { expected: number; got: number };
+}
+
+/** A batch as `listTelemetryBatches` returns it: with its place in the log and its state. */
+export interface TelemetryBatchRecord extends TelemetryBatch {
+  /** Quarantined directly, or through its agent (a quarantined source). */
+  quarantined: boolean;
+  /** The `telemetry.accepted` event's seq and time (the ledger's clock, not the agent's). */
+  seq: number;
+  at: string;
+}
+
+export interface TelemetryBatchFilter {
+  agent?: string;
+  /** Model digest. */
+  model?: string;
+  /** Only batches accepted at or after this time (ISO-8601). */
+  since?: string;
+  /** Keyset paging: batches accepted after this batch id. */
+  after?: string;
+  /** Default 1000, at most 10,000. */
+  limit?: number;
+}
+
+/** Whether deployments should run a model (containment: `model suspend`). */
+export interface ModelStatus {
+  digest: string;
+  status: "active" | "suspended";
+  /** When it took this status (its registration time while it was never changed). */
+  since: string;
+  /** Why, and who said so; null while it was never changed. */
+  reason: string | null;
+  actor: string | null;
 }
 
 /** The events of the append-only log. `payload` shapes are validated on append. */
@@ -143,6 +208,12 @@ export type LedgerEventInput =
         format: string;
       };
     }
+  | {
+      kind: "model.status-changed";
+      /** Containment: a model suspended (deployments should stop serving it) or made active again. */
+      payload: { digest: string; status: ModelStatus["status"]; reason: string };
+    }
+  | { kind: "telemetry.accepted"; payload: TelemetryBatch }
   | {
       kind: "token.created";
       /** An API token of `antidote serve` (auth/tokens.ts): only the secret's SHA-256 is kept. */
@@ -443,6 +514,8 @@ export interface LedgerReader {
 
   /** Events in order, from `fromSeq` (inclusive), streamed in pages. */
   events(fromSeq?: number): AsyncIterable<LedgerEvent>;
+  /** The one event at `seq`, as stored (the caller re-hashes it to use it as evidence). */
+  getEvent(seq: number): Promise<LedgerEvent | undefined>;
 
   getSource(name: string): Promise<Source | undefined>;
   listSources(): Promise<Source[]>;
@@ -459,6 +532,15 @@ export interface LedgerReader {
   ): AsyncIterable<SampleRecord & { source: string | null; quarantined: boolean }>;
   getModel(digest: string): Promise<ModelRecord | undefined>;
   listModels(): Promise<ModelRecord[]>;
+  /** Whether a registered model is suspended, since when and why; undefined for an unknown model. */
+  getModelStatus(digest: string): Promise<ModelStatus | undefined>;
+  /** Accepted telemetry batches in the order accepted (keyset pages after `filter.after`). */
+  listTelemetryBatches(filter?: TelemetryBatchFilter): Promise<TelemetryBatchRecord[]>;
+  getTelemetryBatch(batchId: string): Promise<TelemetryBatchRecord | undefined>;
+  /** The highest sequence number accepted from `agent`, or null before its first batch. */
+  lastTelemetrySequence(agent: string): Promise<number | null>;
+  /** Whether a source (an agent included) is quarantined now. */
+  isSourceQuarantined(name: string): Promise<boolean>;
   /** Sample digests currently quarantined (directly, or through a quarantined source). */
   isQuarantined(digest: string): Promise<boolean>;
   findings(filter?: {

@@ -18,12 +18,15 @@ import { BEARER } from "./openapi.js";
 import { decisionRoutes } from "./routes/decisions.js";
 import { deliveryRoutes } from "./routes/deliveries.js";
 import { findingRoutes } from "./routes/findings.js";
+import { fleetRoutes } from "./routes/fleet.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { ledgerRoutes } from "./routes/ledger.js";
 import { overviewRoutes } from "./routes/overview.js";
 import { modelRoutes } from "./routes/models.js";
+import { modelStatusRoutes } from "./routes/model-status.js";
 import { sourceRoutes } from "./routes/sources.js";
+import { telemetryRoutes } from "./routes/telemetry.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { traceRoutes } from "./routes/trace.js";
 import { versionRoutes } from "./routes/versions.js";
@@ -48,7 +51,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     "/v1/*",
     bearerAuth(ledger, now),
     rateLimit({ perSecond: limits.ratePerSecond, burst: limits.rateBurst, now }),
-    sizeLimit(limits),
+    sizeLimit(limits, [{ method: "POST", path: "/v1/telemetry", maxBytes: limits.maxTelemetryBytes }]),
     replayGuard(deps.requestIds, now),
   );
   const uploads = { limits, uploadDir: deps.uploadDir };
@@ -59,6 +62,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/v1", findingRoutes(ledger));
   app.route("/v1", decisionRoutes(ledger));
   app.route("/v1", modelRoutes(ledger));
+  app.route("/v1", modelStatusRoutes(ledger));
+  app.route(
+    "/v1",
+    telemetryRoutes(ledger, {
+      ...(deps.telemetryChecks !== undefined ? { checkRecords: deps.telemetryChecks } : {}),
+      ...(deps.onTelemetryAccepted !== undefined ? { onAccepted: deps.onTelemetryAccepted } : {}),
+    }),
+  );
+  app.route("/v1", fleetRoutes(ledger));
   app.route("/v1", ledgerRoutes(ledger));
   app.route("/v1", tokenRoutes(ledger, now));
   app.route("/v1", jobRoutes(deps.jobs, { ...uploads, log }));
@@ -75,8 +87,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       title: "Antidote",
       version: VERSION,
       description:
-        "Antidote as a service: signed deliveries verified before anything is written, a hash-chained " +
-        `ledger, trace, findings, decisions, models and jobs. Every mutating request carries a fresh ${REQUEST_ID_HEADER}; ` +
+        "Antidote as a service: signed deliveries and agents' telemetry verified before anything is written, a hash-chained " +
+        `ledger, trace, findings, decisions, models (and their suspension) and jobs. Every mutating request carries a fresh ${REQUEST_ID_HEADER}; ` +
         'every error is { "error": { "code", "message" } }.',
     },
   });

@@ -45,7 +45,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 const API_PATHS = /^\/(v1(\/|$)|openapi\.json$|healthz$)/;
 
 /** The dashboard's pages (web/src/main.tsx routes them): / and everything under these. */
-const PAGES = /^\/((sources|versions|models|jobs|samples|deliver)(\/.*)?)?$/;
+const PAGES = /^\/((sources|versions|models|jobs|samples|deliver|telemetry)(\/.*)?)?$/;
 
 const NOT_BUILT =
   "The Antidote dashboard is not built into this installation (dist/dashboard/index.html is missing).\n" +

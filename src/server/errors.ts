@@ -12,11 +12,12 @@ import { isAntidoteError, type AntidoteErrorCode } from "../errors.js";
 /** Codes of failures that belong to HTTP itself rather than to the library. */
 export type HttpOnlyCode =
   | "UNAUTHENTICATED" // no token, or one that is malformed, unknown, revoked or expired
-  | "FORBIDDEN" // the token's role may not do this
-  | "PAYLOAD_TOO_LARGE" // the body is over the configured limit
   | "UNSUPPORTED_MEDIA_TYPE" // the body is not in a content type the route reads
-  | "RATE_LIMITED" // the token sent more requests than its rate allows
-  | "REPLAYED"; // the Antidote-Request-Id was used before
+  | "RATE_LIMITED"; // the token sent more requests than its rate allows
+// FORBIDDEN (the token's role may not do this), PAYLOAD_TOO_LARGE (the body is over the limit)
+// and REPLAYED (the Antidote-Request-Id was used before) are library codes too: the telemetry
+// intake refuses with them (a token naming another agent, a batch over its limits, a batch
+// sequence number already accepted).
 
 export type ApiErrorCode = AntidoteErrorCode | HttpOnlyCode;
 
@@ -59,11 +60,19 @@ export function statusFor(code: AntidoteErrorCode): ContentfulStatusCode {
     case "DATASET_MISSING":
       return 404;
     case "SOURCE_EXISTS":
+    case "REPLAYED":
       return 409;
+    case "FORBIDDEN":
+    case "NOT_AN_AGENT":
+      return 403;
+    case "PAYLOAD_TOO_LARGE":
+      return 413;
     case "KEY_UNTRUSTED":
     case "SIGNATURE_INVALID":
     case "DIGEST_MISMATCH":
     case "ATTACK_INFEASIBLE":
+    case "MODEL_UNKNOWN":
+    case "WINDOW_IMPLAUSIBLE":
       return 422;
     case "LEDGER_UNAVAILABLE":
     case "LEDGER_TAMPERED":

@@ -9,7 +9,10 @@ import { serve } from "@hono/node-server";
 import type { JobQueue } from "../jobs/types.js";
 import { openLedger } from "../ledger/index.js";
 import { createIngestThreads, type IngestThreads } from "../provenance/ingest-threads.js";
-import type { Ledger } from "../ledger/types.js";
+import { createIntakeThreads, type IntakeThreads } from "../monitor/intake-threads.js";
+import { createMonitorRunner, type MonitorRunner } from "../monitor/runner.js";
+import type { MonitorSetup } from "../monitor/setup.js";
+import type { Ledger, TelemetryBatchRecord } from "../ledger/types.js";
 import { createApp } from "./app.js";
 import { openRequestIdStore, type RequestIdStore } from "./request-ids.js";
 import { sweepStaleUploads } from "./uploads.js";
@@ -29,10 +32,13 @@ export interface StartServerOptions {
   log?: (line: string) => void;
   /** The job queue over the opened ledger: the caller picks the engine (in-process or BullMQ). */
   queue: (ledger: Ledger) => Promise<JobQueue>;
-  /** Worker threads verifying deliveries (default: one per core but one, at most 4). */
+  /** Worker threads verifying deliveries, and as many checking telemetry records (default: one
+   * per core but one, at most 4). */
   ingestThreads?: number;
   /** How long close() waits for requests in flight before ending them (default 10 s). */
   graceMs?: number;
+  /** Run the monitors of this setup (`antidote monitor init`) on every accepted telemetry batch. */
+  monitor?: { setup: MonitorSetup; setupFile: string };
 }
 
 export interface RunningServer {
@@ -60,6 +66,9 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   let requestIds: RequestIdStore | undefined;
   let jobs: JobQueue | undefined;
   let ingest: IngestThreads | undefined;
+  let intake: IntakeThreads | undefined;
+  let monitor: MonitorSchedule | undefined;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   try {
     // Uploads a killed server left half-received.
     await sweepStaleUploads(options.uploadDir);
@@ -67,12 +76,22 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ingest = createIngestThreads(
       options.ingestThreads !== undefined ? { threads: options.ingestThreads } : {},
     );
+    intake = createIntakeThreads({ threads: ingest.threads });
     jobs = await options.queue(ledger);
+    if (options.monitor !== undefined)
+      monitor = monitorSchedule(
+        await createMonitorRunner(ledger, options.monitor.setup, { setupFile: options.monitor.setupFile }),
+        log,
+      );
     const app = createApp({
       ledger,
       jobs,
       requestIds,
       ingest,
+      telemetryChecks: intake.check,
+      ...(monitor !== undefined
+        ? { onTelemetryAccepted: (batch: TelemetryBatchRecord) => monitor?.schedule(batch) }
+        : {}),
       ...(options.limits !== undefined ? { limits: options.limits } : {}),
       ...(options.uploadDir !== undefined ? { uploadDir: options.uploadDir } : {}),
       ...(options.log !== undefined ? { log: options.log } : {}),
@@ -84,7 +103,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     // connection: a server closing one as a request goes out makes the client see a reset.
     server.keepAliveTimeout = KEEP_ALIVE_MS;
     const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
-    const opened = { requestIds, jobs, ingest };
+    const opened = { requestIds, jobs, ingest, intake, monitor };
     let closing: Promise<void> | undefined;
     return {
       url,
@@ -93,8 +112,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       close: () => (closing ??= shutDown(server, options.graceMs ?? 10_000, opened, ledger)),
     };
   } catch (e) {
+    await monitor?.close().catch(() => undefined);
     await jobs?.close().catch(() => undefined);
     await ingest?.close().catch(() => undefined);
+    await intake?.close().catch(() => undefined);
     await requestIds?.close().catch(() => undefined);
     await ledger.close().catch(() => undefined);
     throw e;
@@ -119,7 +140,13 @@ function listen(
 async function shutDown(
   server: Server,
   graceMs: number,
-  opened: { requestIds: RequestIdStore; jobs: JobQueue; ingest: IngestThreads },
+  opened: {
+    requestIds: RequestIdStore;
+    jobs: JobQueue;
+    ingest: IngestThreads;
+    intake: IntakeThreads;
+    monitor: MonitorSchedule | undefined;
+  },
   ledger: Ledger,
 ): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -128,8 +155,54 @@ async function shutDown(
   const timer = setTimeout(() => server.closeAllConnections(), graceMs);
   await closed;
   clearTimeout(timer);
+  await opened.monitor?.close();
   await opened.jobs.close();
   await opened.ingest.close();
+  await opened.intake.close();
   await opened.requestIds.close();
   await ledger.close();
+}
+
+interface MonitorSchedule {
+  schedule(batch: TelemetryBatchRecord): void;
+  close(): Promise<void>;
+}
+
+// The monitors run after the response, one run at a time: batches accepted while a run is on
+// are read by the next run (the runner keeps its own cursor), so a burst of batches costs one
+// run more, not one per batch. A failing run is logged and the next batch tries again; the
+// alerts it did record stay recorded.
+function monitorSchedule(runner: MonitorRunner, log: (line: string) => void): MonitorSchedule {
+  let active: Promise<void> | null = null;
+  let again = false;
+  let closed = false;
+  const loop = async (): Promise<void> => {
+    do {
+      again = false;
+      try {
+        const result = await runner.run();
+        if (result.alerts.length > 0)
+          log(
+            `monitor: ${result.alerts.length} alerts over ${result.batches} batches (${result.findings} new findings)`,
+          );
+      } catch (e) {
+        log(`monitor: run failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    } while (again && !closed);
+  };
+  return {
+    schedule() {
+      if (closed) return;
+      if (active !== null) {
+        again = true;
+        return;
+      }
+      active = loop().finally(() => (active = null));
+    },
+    async close() {
+      closed = true;
+      await active;
+      await runner.close();
+    },
+  };
 }

@@ -144,7 +144,7 @@ describe("roles", () => {
     expect(granted("reader")).toEqual(["read", "deliveries:read"]);
     expect(granted("analyst")).toEqual(["read", "deliveries:read", "decide", "models:write", "jobs:write"]);
     expect(granted("supplier")).toEqual(["deliveries:read", "deliver"]);
-    expect(granted("agent")).toEqual(granted("supplier"));
+    expect(granted("agent")).toEqual(["deliveries:read", "deliver", "telemetry"]);
     expect(granted("admin")).toEqual([...PERMISSIONS]);
   });
 });

@@ -319,6 +319,7 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
       "0002-merkle-checkpoints",
       "0003-service",
       "0004-delivery-refusals",
+      "0005-telemetry",
     ]);
   });
 

@@ -21,6 +21,7 @@ const load = {
   job: () => import("./pages/Job"),
   sample: () => import("./pages/Sample"),
   deliver: () => import("./pages/Deliver"),
+  telemetry: () => import("./pages/Telemetry"),
 };
 const Sources = lazy(() => load.sources().then((m) => m.Sources));
 const SourcePage = lazy(() => load.source().then((m) => m.SourcePage));
@@ -32,6 +33,7 @@ const Jobs = lazy(() => load.jobs().then((m) => m.Jobs));
 const JobPage = lazy(() => load.job().then((m) => m.JobPage));
 const SamplePage = lazy(() => load.sample().then((m) => m.SamplePage));
 const Deliver = lazy(() => load.deliver().then((m) => m.Deliver));
+const Telemetry = lazy(() => load.telemetry().then((m) => m.Telemetry));
 
 function preloadCurrentPage(path: string): void {
   const [, first, second] = path.split("/");
@@ -43,6 +45,7 @@ function preloadCurrentPage(path: string): void {
       jobs: second === undefined || second === "" ? "jobs" : "job",
       samples: "sample",
       deliver: "deliver",
+      telemetry: "telemetry",
     } as Record<string, keyof typeof load | undefined>
   )[first ?? ""];
   if (key !== undefined) void load[key]();
@@ -55,6 +58,7 @@ const NAV: { href: string; label: string; needs: Permission }[] = [
   { href: "/sources", label: "Sources", needs: "read" },
   { href: "/versions", label: "Datasets", needs: "read" },
   { href: "/models", label: "Models", needs: "read" },
+  { href: "/telemetry", label: "Telemetry", needs: "read" },
   { href: "/jobs", label: "Jobs", needs: "read" },
   { href: "/deliver", label: "Deliver", needs: "deliver" },
 ];
@@ -105,6 +109,7 @@ function Shell() {
             <Route path="/jobs" component={Jobs} />
             <Route path="/jobs/:id" component={JobPage} />
             <Route path="/samples/:digest" component={SamplePage} />
+            <Route path="/telemetry" component={Telemetry} />
             <Route path="/deliver" component={Deliver} />
             <Route default component={NotFound} />
           </Router>

@@ -10,7 +10,8 @@ export type Permission =
   | "models:write"
   | "jobs:write"
   | "sources:write"
-  | "tokens";
+  | "tokens"
+  | "telemetry";
 
 export interface WhoAmI {
   tokenId: string;
@@ -294,4 +295,103 @@ export interface AuditReportJson {
     observedFrr: number;
     histogram: { edges: number[]; clean: number[]; inputs: number[] | null };
   } | null;
+}
+
+// ── deployed monitoring (GET /v1/telemetry/fleet, /v1/telemetry/batches, /v1/telemetry/refusals) ──
+export interface RefusalsByCode {
+  code: string;
+  refusals: number;
+  lastAt: string;
+}
+
+export interface FleetAgent {
+  name: string;
+  trust: number;
+  addedAt: string;
+  keys: { current: number; revoked: number };
+  quarantined: boolean;
+  batches: number;
+  quarantinedBatches: number;
+  records: number;
+  feedback: number;
+  lastBatch: { batchId: string; sequence: number; at: string; model: string } | null;
+  gaps: { batches: number; missing: number };
+  models: string[];
+  refusals: { total: number; byCode: RefusalsByCode[] };
+  findings: {
+    count: number;
+    onAgent: number;
+    onBatches: number;
+    maxScore: number | null;
+    latest: { seq: number; check: string; kind: string; score: number; subjectId: string } | null;
+  };
+}
+
+export interface FleetModel {
+  digest: string;
+  name: string;
+  status: "active" | "suspended";
+  since: string;
+  reason: string | null;
+  actor: string | null;
+  batches: number;
+  records: number;
+  agents: number;
+  lastBatchAt: string | null;
+  findings: number;
+}
+
+export interface FleetAlert {
+  seq: number;
+  at: string;
+  check: string;
+  kind: string;
+  subjectType: string;
+  subjectId: string;
+  score: number;
+  batchId: string | null;
+  agent: string | null;
+}
+
+export interface FleetStatus {
+  totals: {
+    agents: number;
+    batches: number;
+    records: number;
+    refusals: number;
+    monitorFindings: number;
+    suspendedModels: number;
+  };
+  agents: FleetAgent[];
+  models: FleetModel[];
+  unattributedRefusals: (RefusalsByCode & { agent: string })[];
+  alerts: FleetAlert[];
+}
+
+export interface TelemetryBatch {
+  batchId: string;
+  agent: string;
+  sequence: number;
+  keyId: string;
+  model: string;
+  window: { start: string; end: string };
+  count: number;
+  feedbackCount: number;
+  gap: { expected: number; got: number } | null;
+  quarantined: boolean;
+  seq: number;
+  at: string;
+}
+
+export interface TelemetryRefusal {
+  id: number;
+  at: string;
+  agent: string;
+  principal: string;
+  code: string;
+  message: string;
+}
+
+export interface TelemetryRefusalPage extends Page<TelemetryRefusal> {
+  counts: (RefusalsByCode & { agent: string })[];
 }

@@ -1,10 +1,15 @@
 // `antidote model register`: tie a trained model's digest to the dataset versions it was
 // trained on and the base model it was fine-tuned from, so `trace --source` can follow a
-// compromised source all the way into deployed models.
+// compromised source all the way into deployed models. `model suspend`/`resume`/`status`:
+// containment of a deployed model (monitor/containment.ts), read by deployments through
+// GET /v1/models/{digest}/status.
 import type { Command } from "commander";
 import { basename } from "node:path";
 import { z } from "zod";
+import { resumeModel, suspendModel } from "../../monitor/containment.js";
 import { registerModelFile } from "../../provenance/model.js";
+import { AntidoteError } from "../../errors.js";
+import { localUser } from "./telemetry.js";
 import {
   addLedgerOption,
   addLedgerReadOption,
@@ -27,8 +32,15 @@ const registerFlags = z.object({
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+const statusFlags = z.object({
+  reason: z.string().min(1, "say why (it is recorded in the ledger)"),
+  json: z.boolean().optional(),
+});
+
 export function registerModel(program: Command): void {
-  const model = program.command("model").description("Register trained models in the ledger");
+  const model = program
+    .command("model")
+    .description("Register trained models in the ledger; suspend and resume deployed ones");
   addLedgerOption(
     model
       .command("register")
@@ -75,6 +87,64 @@ Example:
           m.trainedOn.join(", "),
           m.baseModel?.slice(0, 16) ?? "—",
         ]),
+      );
+    });
+  });
+
+  for (const action of ["suspend", "resume"] as const)
+    addLedgerOption(
+      model
+        .command(action)
+        .argument("<digest>", "the model's digest (a unique prefix will do)")
+        .requiredOption("--reason <text>", "why (recorded in the ledger)")
+        .option("--json", "print JSON")
+        .description(
+          action === "suspend"
+            ? "Suspend a model: its status says suspended, so deployments polling it stop serving it"
+            : "Make a suspended model active again",
+        )
+        .addHelpText(
+          "after",
+          `\nExample:\n  antidote model ${action} 9ac1e0d2 --reason "${action === "suspend" ? "trigger alarms from 3 agents" : "retrained on a clean version"}"`,
+        ),
+    ).action(async (digest: string, flags: Record<string, unknown>) => {
+      const f = parseFlags(statusFlags, flags);
+      const apply = action === "suspend" ? suspendModel : resumeModel;
+      const { status, unchanged } = await withLedger(flags, (ledger) =>
+        apply(ledger, digest, f.reason, localUser()),
+      );
+      if (f.json) return printJson({ ...status, unchanged });
+      process.stdout.write(
+        unchanged
+          ? `model ${status.digest} is already ${status.status}; nothing written\n`
+          : `model ${status.digest} is now ${status.status}\n`,
+      );
+    });
+
+  addLedgerReadOption(
+    model
+      .command("status")
+      .argument("<digest>", "the model's digest (a unique prefix will do)")
+      .option("--json", "print JSON")
+      .description("Whether a model is suspended, since when, why and by whom")
+      .addHelpText("after", "\nExample:\n  antidote model status 9ac1e0d2 --json"),
+  ).action(async (digest: string, flags: Record<string, unknown>) => {
+    await withLedgerReader(flags, async (ledger) => {
+      const prefix = digest.toLowerCase();
+      const matches = (await ledger.listModels()).filter((m) => m.digest.startsWith(prefix));
+      if (matches.length > 1)
+        throw new AntidoteError(
+          "USAGE",
+          `<digest>: "${digest}" matches ${matches.length} models; give more digits.`,
+        );
+      const full = matches[0]?.digest ?? prefix;
+      const status = await ledger.getModelStatus(full);
+      if (status === undefined) throw new AntidoteError("NOT_FOUND", `model ${full} is not registered.`);
+      if (flags.json === true) return printJson(status);
+      process.stdout.write(
+        `model ${status.digest}: ${status.status} since ${status.since}` +
+          (status.reason === null ? "" : `\n  reason: ${status.reason} (${status.actor ?? "unknown"})`) +
+          "\n",
       );
     });
   });

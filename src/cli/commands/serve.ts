@@ -46,6 +46,7 @@ const serveFlags = z.object({
   burst: z.coerce.number().int().min(1).optional(),
   uploadDir: z.string().min(1).optional(),
   ingestThreads: z.coerce.number().int().min(1).max(64).optional(),
+  monitor: z.string().min(1).optional(),
 });
 
 export function registerServe(program: Command): void {
@@ -74,12 +75,17 @@ export function registerServe(program: Command): void {
         "--ingest-threads <n>",
         "threads verifying deliveries off the request loop (default: cores − 1, at most 4)",
       )
+      .option(
+        "--monitor <setup.json>",
+        "run the monitors of this setup (`antidote monitor init`) on every accepted telemetry batch",
+      )
       .addHelpText(
         "after",
         `
 Examples:
   antidote serve                                          SQLite ledger, in-process jobs, 127.0.0.1:8600
   antidote serve --ledger postgres://antidote@db/antidote --redis redis://127.0.0.1:6379
+  antidote serve --monitor monitor.json                   agents' telemetry watched as it arrives
 
 Every request needs a token (\`antidote token create --role admin --principal you\`) as
 Authorization: Bearer <token>; every POST, PUT, PATCH and DELETE a fresh Antidote-Request-Id.`,
@@ -95,6 +101,13 @@ Authorization: Bearer <token>; every POST, PUT, PATCH and DELETE a fresh Antidot
     };
     const location = f.ledger ?? (process.env.ANTIDOTE_LEDGER || undefined);
     const { startServer } = await import("../../server/serve.js");
+    const monitor =
+      f.monitor === undefined
+        ? undefined
+        : {
+            setup: await (await import("../../monitor/setup.js")).readMonitorSetup(f.monitor),
+            setupFile: f.monitor,
+          };
     const server = await startServer({
       location,
       keyPath: f.ledgerKey,
@@ -103,6 +116,7 @@ Authorization: Bearer <token>; every POST, PUT, PATCH and DELETE a fresh Antidot
       limits,
       uploadDir: f.uploadDir,
       ...(f.ingestThreads !== undefined ? { ingestThreads: f.ingestThreads } : {}),
+      ...(monitor !== undefined ? { monitor } : {}),
       queue: (ledger) =>
         jobQueue(ledger, f.redis, {
           location: location ?? DEFAULT_LOCATION,

@@ -76,10 +76,12 @@ try {
   const attacked = await runLoop("attacked", modelPath, validationFile, served, {
     compromised: COMPROMISED,
     batches: BATCHES,
+    gate: true,
   });
   const clean = await runLoop("clean", modelPath, validationFile, served, {
     compromised: 0,
     batches: CLEAN_BATCHES,
+    gate: false, // the clean fleet measures false alarms; its gate would only cost minutes
   });
   report(attacked, clean);
 } finally {
@@ -103,7 +105,7 @@ async function runLoop(
   modelPath: string,
   validationFile: string,
   served: readonly Sample[],
-  o: { compromised: number; batches: number },
+  o: { compromised: number; batches: number; gate: boolean },
 ): Promise<LoopResult> {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
@@ -161,11 +163,19 @@ async function runLoop(
       since,
       name: "telemetry",
       scanOptions: { model: modelPath },
+      dryRun: !o.gate,
+      scan: o.gate,
     });
     const gateSeconds = (performance.now() - t) / 1000;
-    const admittedIds = new Set<string>();
+    // Admitted: in its agent's gate delivery, and its content a member of the version.
+    const members = new Set<string>();
     if (gate.version !== null)
-      for await (const m of ledger.datasetMembers(gate.version)) admittedIds.add(m.digest);
+      for await (const m of ledger.datasetMembers(gate.version)) members.add(m.digest);
+    const admittedIds = new Set<string>();
+    for (const a of gate.agents)
+      if (a.deliveryId !== null)
+        for (const s of (await ledger.deliveryEvidence(a.deliveryId)).samples)
+          if (members.has(s.digest)) admittedIds.add(s.id);
     return {
       sim,
       intakeSeconds: intakeMs / 1000,
@@ -208,8 +218,8 @@ function report(attacked: LoopResult, clean: LoopResult): void {
   const fp = [...flaggedAgents.keys()].filter((a) => !compromised.has(a));
   const delays = tp.map((a) => Number((flaggedAgents.get(a) ?? "#0").split("#")[1]) + 1);
 
-  const poisoned = truth.records.filter((r) => r.poisoned && r.how !== "forge");
-  const poisonedAdmitted = poisoned.filter((r) => attacked.admittedIds.has(r.digest) && r.feedback !== null);
+  const poisoned = truth.records.filter((r) => r.poisoned && r.how !== "forge" && r.feedback !== null);
+  const poisonedAdmitted = poisoned.filter((r) => attacked.admittedIds.has(`${r.batchId}/${r.id}`));
   const uploads = truth.uploads;
   const refusedShare = (kind: string): string => {
     const all = uploads.filter((u) => u.kind === kind);

@@ -56,6 +56,8 @@ export const fleetSimOptionsSchema = z
     batchIntervalMs: z.number().int().min(1).max(TELEMETRY_LIMITS.maxWindowMs).default(60_000),
     /** Send inputs' content (pixels, text), not only digests. */
     sendContent: z.boolean().default(true),
+    /** "shared": every agent serves the whole data (one population); "disjoint": a slice each. */
+    slices: z.enum(["shared", "disjoint"]).default("shared"),
     agentPrefix: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, "must start an agent (source) name")

@@ -222,7 +222,13 @@ describe.skipIf(!hasFashionMnist())("the deployed loop: telemetry â†’ monitors â
       (r) => (r.how === "trigger" || r.how === "flip") && r.feedback !== null,
     );
     expect(poisoned.length).toBeGreaterThan(10);
-    const admitted = poisoned.filter((r) => members.has(r.digest));
+    // A record is admitted when its agent's gate delivery holds it and its content is a member
+    // (agents serve one population: a flipped image may also arrive, correctly labeled, from others).
+    const delivered = new Set<string>();
+    for (const a of gate.agents)
+      if (a.deliveryId !== null)
+        for (const s of (await ledger.deliveryEvidence(a.deliveryId)).samples) delivered.add(s.id);
+    const admitted = poisoned.filter((r) => delivered.has(`${r.batchId}/${r.id}`) && members.has(r.digest));
     expect(admitted.length / poisoned.length).toBeLessThanOrEqual(0.01);
     for (const agent of compromised())
       expect(gate.agents.find((a) => a.agent === agent)?.admitted ?? 0).toBe(0);

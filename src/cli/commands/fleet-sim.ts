@@ -54,6 +54,7 @@ const flags = z
     feedbackNoise: z.preprocess(num, z.number().min(0).max(0.5)),
     interval: z.preprocess(num, z.number().positive()),
     prefix: z.string().min(1),
+    slices: z.enum(["shared", "disjoint"]),
     concurrency: z.preprocess(num, z.number().int().min(1).max(256)),
     limit: z.preprocess(num, z.number().int().min(1)).optional(),
     digestOnly: z.boolean().optional(),
@@ -126,6 +127,11 @@ export function registerFleetSim(program: Command): void {
     .option("--feedback-noise <r>", "share of honest feedback labels that are wrong", "0.01")
     .option("--interval <seconds>", "time each batch spans", "60")
     .option("--prefix <name>", "agent names: <prefix>01, <prefix>02, …", "agent-")
+    .option(
+      "--slices <how>",
+      "shared: every agent serves all the data; disjoint: a slice each (sites that differ)",
+      "shared",
+    )
     .option("--concurrency <n>", "agents sending at once", "4")
     .option("--limit <n>", "read at most this many samples of the data")
     .option("--digest-only", "send inputs' digests, not their content")
@@ -210,6 +216,7 @@ async function runFleetSim(f: Flags): Promise<void> {
     feedbackNoise: f.feedbackNoise,
     batchIntervalMs: Math.round(f.interval * 1000),
     agentPrefix: f.prefix,
+    slices: f.slices,
     concurrency: f.concurrency,
     sendContent: f.digestOnly !== true,
     seed: f.seed,

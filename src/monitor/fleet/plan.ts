@@ -43,6 +43,9 @@ export interface PlanSettings {
   batchSize: number;
   seed: number | string;
   agentPrefix: string;
+  /** "shared": every agent draws from all the data (a fleet serving one population);
+   * "disjoint": each its own slice (sites that see different things). */
+  slices: "shared" | "disjoint";
 }
 
 export function planFleet(
@@ -65,7 +68,9 @@ export function planFleet(
   return names.map((name, i) => {
     const from = Math.floor((i * order.length) / settings.agents);
     const to = Math.floor(((i + 1) * order.length) / settings.agents);
-    const slice = order.slice(from, to);
+    // Shared: the whole data in the agent's own order; an agent never cycles through a tiny
+    // slice, which would make honest agents look alike only to themselves.
+    const slice = settings.slices === "shared" ? order : order.slice(from, to);
     const bad = compromised.has(i);
     const behaviours = !bad
       ? []

@@ -68,6 +68,54 @@ export class FleetReference {
     }
   }
 
+  /**
+   * The spread of the fleet around its pooled rate: a robust upper bound on an honest agent's
+   * own rate of `x` per `n` — median + z·1.4826·MAD over the OTHER agents' rates (excluded ones
+   * left out) that rest on at least `minN` trials — or null while fewer than `minAgents` such
+   * agents exist. Honest agents differ (their users, their sites, the slice of the world they
+   * see), and a pooled rate says nothing about how much; the agents' own rates do.
+   */
+  robustUpper(
+    agent: string,
+    xAt: number,
+    nAt: number,
+    z: number,
+    minN: number,
+    minAgents: number,
+  ): number | null {
+    const rates: number[] = [];
+    for (const [name, e] of this.agents) {
+      if (name === agent || this.excluded.has(name)) continue;
+      const v = this.decayed(e);
+      const n = v[nAt] as number;
+      if (n >= minN) rates.push((v[xAt] as number) / n);
+    }
+    if (rates.length < minAgents) return null;
+    const med = median(rates);
+    const mad = median(rates.map((r) => Math.abs(r - med)));
+    return med + z * 1.4826 * mad;
+  }
+
+  /** The same for a mean (`sumAt` / `nAt`): median + z·1.4826·MAD over the other agents' means. */
+  robustMeanSpread(
+    agent: string,
+    sumAt: number,
+    nAt: number,
+    minN: number,
+    minAgents: number,
+  ): number | null {
+    const means: number[] = [];
+    for (const [name, e] of this.agents) {
+      if (name === agent || this.excluded.has(name)) continue;
+      const v = this.decayed(e);
+      const n = v[nAt] as number;
+      if (n >= minN) means.push((v[sumAt] as number) / n);
+    }
+    if (means.length < minAgents) return null;
+    const med = median(means);
+    return 1.4826 * median(means.map((m) => Math.abs(m - med)));
+  }
+
   exclude(agent: string): void {
     this.excluded.add(agent);
   }
@@ -90,6 +138,12 @@ export class FleetReference {
     const f = 2 ** (-(this.clock - e.t) / this.halfLife);
     return e.values.map((v) => v * f);
   }
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 function entryOf(e: { t: number; values: number[] }, size: number): Entry {

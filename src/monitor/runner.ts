@@ -114,13 +114,16 @@ export async function createMonitorRunner(
   const monitors = createMonitors(setup.monitors, runtime);
   const sink = options.sink !== undefined ? options.sink : webhookSink(setup, options.env ?? process.env);
   let running: Promise<MonitorRunResult> | null = null;
+  let recordedCache: Set<string> | undefined;
 
   async function runOnce(o: {
     onBatch?: (done: number) => void;
     signal?: AbortSignal;
   }): Promise<MonitorRunResult> {
     const result: MonitorRunResult = { batches: 0, alerts: [], findings: 0, deliveries: [], restarted };
-    const recorded = await recordedMonitorFindings(ledger);
+    // Read once per runner (a server runs after every batch; the ledger's findings can be many),
+    // then kept up to date with what this runner records.
+    const recorded = (recordedCache ??= await recordedMonitorFindings(ledger));
     await mkdir(join(ledger.homeDir, "monitor"), { recursive: true });
     for (;;) {
       const page = await ledger.listTelemetryBatches({ ...(cursor ? { after: cursor } : {}), limit: PAGE });
@@ -211,7 +214,10 @@ async function saveState(
 /** Findings the monitors recorded already, so a re-read after a lost state does not repeat them. */
 async function recordedMonitorFindings(ledger: Ledger): Promise<Set<string>> {
   const out = new Set<string>();
-  for await (const f of ledger.findings()) if (f.check.startsWith("monitor/")) out.add(findingKey(f));
+  // Monitors write findings on agents, models and batches only: the (many) sample findings are skipped.
+  for (const subjectType of ["source", "model", "telemetry-batch"] as const)
+    for await (const f of ledger.findings({ subjectType }))
+      if (f.check.startsWith("monitor/")) out.add(findingKey(f));
   return out;
 }
 

@@ -52,7 +52,8 @@ const refusalInput = z.object({
 export type RefusalInput = z.input<typeof refusalInput>;
 
 const listOptions = z.object({
-  limit: z.number().int().min(1).max(1000).default(10),
+  /** A route's largest page is 1,000 and it asks for one more to know whether a next page exists. */
+  limit: z.number().int().min(1).max(10_000).default(10),
   /** Only this source's refusals. */
   source: z.string().min(1).optional(),
   /** Only refusals older than this id (keyset paging: the last id of the previous page). */

@@ -13,7 +13,8 @@
 //   - alarms on a clean fleet, per 10,000 batches;
 //   - intake records/s (in-process; bench:telemetry-intake has HTTP and PostgreSQL).
 //
-//   npm run bench:monitor [-- --agents 50 --compromised 3 --rate 0.05 --batches 30 --batch-size 200]
+//   npm run bench:monitor [-- --agents 50 --compromised 3 --rate 0.05 --batches 30 --batch-size 200
+//                           --slices shared|disjoint]
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +50,8 @@ const { values: args } = parseArgs({
     "batch-size": { type: "string", default: "200" },
     "clean-batches": { type: "string", default: "40" },
     seed: { type: "string", default: "7" },
+    /** shared: every agent serves the whole test set; disjoint: each its own slice (honest agents differ). */
+    slices: { type: "string", default: "shared" },
   },
 });
 const AGENTS = Number(args.agents);
@@ -58,6 +61,7 @@ const BATCHES = Number(args.batches);
 const BATCH_SIZE = Number(args["batch-size"]);
 const CLEAN_BATCHES = Number(args["clean-batches"]);
 const SEED = Number(args.seed);
+const SLICES = args.slices === "disjoint" ? "disjoint" : "shared";
 const PATCH = { kind: "patch" as const, size: 3, position: "bottom-right" as const, value: 1 };
 const TARGET = FASHION_MNIST_CLASSES[0] as string;
 
@@ -144,6 +148,7 @@ async function runLoop(
       batchSize: BATCH_SIZE,
       trigger: { ...PATCH, target: TARGET },
       seed: SEED,
+      slices: SLICES,
       send: ingest,
       keys: (agent) => keys.get(agent) as SigningKey,
     });
@@ -276,7 +281,7 @@ function report(attacked: LoopResult, clean: LoopResult): void {
     ],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  process.stdout.write(`\nbench:monitor (seed ${SEED})\n`);
+  process.stdout.write(`\nbench:monitor (seed ${SEED}, ${SLICES} slices)\n`);
   for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(width)}  ${v}\n`);
   const byMonitor = new Map<string, number>();
   for (const a of attacked.alerts)

@@ -103,7 +103,7 @@ export async function buildTrainingCandidate(ledger: Ledger, options: GateOption
   const admitted = batches.filter((b) => verdicts.get(b.batchId) === null);
 
   // 3. content: records with an input and a feedback label become samples, per agent.
-  const result = emptyResult(batches.length, admitted.length, verdicts, batches);
+  const result = resultWithExclusions(batches.length, admitted.length, verdicts, batches);
   const perAgent = new Map<string, { samples: Sample[]; batches: TelemetryBatchRecord[] }>();
   let classes: string[] | null = null;
   for (const [i, batch] of admitted.entries()) {
@@ -277,7 +277,8 @@ async function judgeBatches(
   return out;
 }
 
-function emptyResult(
+/** The result so far: the batches considered and admitted, each exclusion counted, per agent. */
+function resultWithExclusions(
   considered: number,
   admitted: number,
   verdicts: Map<string, BatchExclusion | null>,

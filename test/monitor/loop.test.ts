@@ -21,6 +21,7 @@ import { loadFleetData, simulateFleet, type FleetSimResult } from "../../src/mon
 import { onnxFleetModel } from "../../src/monitor/fleet/model.js";
 import { fleetAgentNames } from "../../src/monitor/fleet/plan.js";
 import { intakeTransport, signingKeyFromPem } from "../../src/monitor/fleet/transport.js";
+import { quarantineTelemetry, suspendModel } from "../../src/monitor/containment.js";
 import { buildTrainingCandidate, type GateResult } from "../../src/monitor/gate.js";
 import { ingestTelemetry } from "../../src/monitor/intake.js";
 import { knownTriggerFromPatchSpec } from "../../src/monitor/monitors/index.js";
@@ -28,7 +29,7 @@ import { createMonitorRunner, type MonitorRunResult } from "../../src/monitor/ru
 import { prepareMonitoring, readMonitorSetup } from "../../src/monitor/setup.js";
 import { generateSigningKey, type SigningKey } from "../../src/provenance/keys.js";
 import { registerModelDigest } from "../../src/provenance/model-digest.js";
-import { addSource } from "../../src/provenance/sources.js";
+import { addSource, revokeSourceKey } from "../../src/provenance/sources.js";
 import { fashionModel, type FashionModel } from "../helpers/fm-models.js";
 import { freePort } from "../helpers/free-port.js";
 import { hasFashionMnist } from "../helpers/real-data.js";
@@ -246,5 +247,33 @@ describe.skipIf(!hasFashionMnist())("the deployed loop: telemetry â†’ monitors â
     const report = await ledger.verify();
     expect(report.ok).toBe(true);
     expect(report.tableMismatches).toEqual([]);
+  });
+
+  // Last: it changes the ledger. Each containment step takes telemetry out of the next gate run.
+  it("leaves out a quarantined batch, then a revoked key's batches, then everything once the model is suspended", async () => {
+    const dry = () =>
+      buildTrainingCandidate(ledger, { since: new Date(0).toISOString(), scan: false, dryRun: true });
+    const honest = sim.truth.agents.filter((a) => !a.compromised).map((a) => a.name);
+    const [quarantined, revoked] = honest;
+    const batchOf =
+      sim.truth.uploads.find((u) => u.agent === quarantined && u.kind === "batch")?.batchId ?? "";
+    await quarantineTelemetry(ledger, [batchOf], "test: trigger alarm", "analyst");
+    let r = await dry();
+    expect(r.batches.excluded["batch-quarantined"]).toBe(1);
+    expect(r.version).toBeNull();
+
+    const source = await ledger.getSource(revoked ?? "");
+    await revokeSourceKey(ledger, revoked ?? "", source?.keys[0]?.keyId ?? "", "test: device lost");
+    r = await dry();
+    const revokedBatches = sim.truth.uploads.filter((u) => u.agent === revoked && u.outcome?.accepted).length;
+    expect(r.batches.excluded["key-revoked"]).toBe(revokedBatches);
+    expect(r.excludedAgents.find((a) => a.agent === revoked)?.reason).toBe("key-revoked");
+
+    const digest = (await ledger.listModels())[0]?.digest ?? "";
+    await suspendModel(ledger, digest, "test: backdoor in production", "analyst");
+    r = await dry();
+    expect(r.batches.admitted).toBe(0);
+    expect(r.records.admitted).toBe(0);
+    expect((await ledger.getModelStatus(digest))?.status).toBe("suspended");
   });
 });

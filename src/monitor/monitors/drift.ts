@@ -39,6 +39,7 @@ import {
   cusumChartSchema,
   parseState,
   round,
+  sameClasses,
   type SyncMonitor,
   type MonitorAlert,
 } from "./types.js";
@@ -208,8 +209,4 @@ export function createDriftMonitor(
       return { monitor: DRIFT_MONITOR, charts: bank.toJSON(), batches, unmonitored };
     },
   };
-}
-
-export function sameClasses(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((c, i) => c === b[i]);
 }

@@ -23,7 +23,6 @@ import { parseOptions } from "../../features/options.js";
 import type { MonitorBaseline } from "../baseline.js";
 import type { DecodedBatch } from "../schema.js";
 import { alternativeRate, binomialLlr, cusumThreshold, rateUpperBound } from "../sequential.js";
-import { sameClasses } from "./drift.js";
 import {
   ChartBank,
   chartEvidence,
@@ -31,6 +30,7 @@ import {
   cusumChartSchema,
   parseState,
   round,
+  sameClasses,
   type SyncMonitor,
   type MonitorAlert,
 } from "./types.js";

@@ -164,3 +164,8 @@ export function imageToChw(image: {
     for (let c = 0; c < channels; c++) out[c * plane + p] = data[p * channels + c] as number;
   return out;
 }
+
+/** Whether a batch names the classes a baseline was taken over, in the same order. */
+export function sameClasses(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((c, i) => c === b[i]);
+}

@@ -23,10 +23,12 @@
 //
 // Measured (test/monitor/monitors.test.ts: 50 agents, batches of 50, 1,000 batches): relabeling
 // agents (5% of their traffic) raised "suspicious-feedback" within 9–13 of their batches; no honest
-// agent was flagged. bench:monitor (50 agents serving one population, 200-record batches): 0
-// honest agents flagged and 0 alarms in 2,000 clean batches with the spread allowance (spreadZ),
-// 42 of 47 honest agents flagged without it when each agent served a disjoint 150-image slice. The fleet reference is honest only while honest agents look alike: where
-// they do not (sites, seasons), set `tolerance`.
+// agent was flagged. bench:monitor (50 agents, 200-record batches), every monitor on: serving one
+// population, 0 honest agents flagged and 0 alarms in 2,000 clean batches; each agent cycling
+// through its own 150 images (--slices disjoint), the pooled reference alone flagged 42 of 47
+// honest agents, and with the spread allowance (spreadZ) the bench still flagged 4 of 47 and
+// raised 6 alarms in 2,000 clean batches.
+// Where honest agents really differ (sites, seasons), raise `tolerance` or `spreadZ`.
 import { z } from "zod";
 import { parseOptions } from "../../features/options.js";
 import { normalQuantile } from "../../math/linalg.js";

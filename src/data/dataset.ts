@@ -34,6 +34,11 @@ export interface ReadOptions {
    * (default DEFAULT_MAX_IMAGE_PIXELS): a tiny compressed file can declare gigabytes.
    */
   maxImagePixels?: number;
+  /**
+   * Parquet: how long one row group may take to decode (milliseconds, default 60 s, plus 2 s
+   * per MiB of its compressed pages) before the file is judged built to stall readers.
+   */
+  decodeDeadlineMs?: number;
 }
 
 /**

@@ -15,16 +15,15 @@ import { join } from "node:path";
 import {
   asyncBufferFromFile,
   parquetMetadataAsync,
-  parquetReadObjects,
   parquetSchema,
   type AsyncBuffer,
   type FileMetaData,
 } from "hyparquet";
-import { compressors } from "hyparquet-compressors";
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
 import { closest } from "../data/columns.js";
 import { RecordSplitter } from "../data/formats/csv.js";
+import { createParquetDecoder } from "../data/formats/parquet-decoder.js";
 import {
   checkInput,
   fileStem,
@@ -662,7 +661,8 @@ async function* jsonlRows(path: string): AsyncGenerator<IndexRow> {
   }
 }
 
-// Parquet: one row group at a time, and only the URL, hash and id columns of it.
+// Parquet: one row group at a time, only the URL, hash and id columns of it, decoded on a
+// thread with a deadline (data/formats/parquet-decoder.ts): a crawl index comes from outside.
 async function openParquetIndex(path: string): Promise<IndexFile> {
   let file: AsyncBuffer;
   let metadata: FileMetaData;
@@ -673,21 +673,32 @@ async function openParquetIndex(path: string): Promise<IndexFile> {
     throw new AntidoteError("INPUT_FORMAT", `${path}: not a Parquet file (${reason(e)}).`, { cause: e });
   }
   const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+  const byteLength = file.byteLength;
   async function* rows(wanted: IndexColumns): AsyncGenerator<IndexRow> {
     const names = [wanted.url, wanted.hash, ...(wanted.id === undefined ? [] : [wanted.id])];
+    const pages = createParquetDecoder(path, byteLength);
     let rowStart = 0;
-    for (const [g, group] of metadata.row_groups.entries()) {
-      const rowEnd = rowStart + Number(group.num_rows);
-      let records: Record<string, unknown>[];
-      try {
-        records = await parquetReadObjects({ file, metadata, columns: names, rowStart, rowEnd, compressors });
-      } catch (e) {
-        throw new AntidoteError("INPUT_FORMAT", `${path}: cannot read row group ${g}: ${reason(e)}.`, {
-          cause: e,
-        });
+    try {
+      for (const [g, group] of metadata.row_groups.entries()) {
+        const rowEnd = rowStart + Number(group.num_rows);
+        const bytes = group.columns.reduce(
+          (sum, c) => sum + Number(c.meta_data?.total_compressed_size ?? 0n),
+          0,
+        );
+        let records: Record<string, unknown>[];
+        try {
+          records = await pages.read({ rowStart, rowEnd, bytes, columns: names });
+        } catch (e) {
+          if (e instanceof AntidoteError && e.code === "INPUT_FORMAT") throw e;
+          throw new AntidoteError("INPUT_FORMAT", `${path}: cannot read row group ${g}: ${reason(e)}.`, {
+            cause: e,
+          });
+        }
+        for (const [k, record] of records.entries()) yield { record, at: where(path, rowStart + k, "row") };
+        rowStart = rowEnd;
       }
-      for (const [k, record] of records.entries()) yield { record, at: where(path, rowStart + k, "row") };
-      rowStart = rowEnd;
+    } finally {
+      await pages.close();
     }
   }
   return { columns, total: Number(metadata.num_rows), rows };

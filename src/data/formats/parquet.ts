@@ -1,14 +1,14 @@
 // Apache Parquet, including Hugging Face `datasets` exports (Image structs, ClassLabel
 // names in the `huggingface` key-value metadata). Reading goes one row group at a time;
 // writing buffers one row group (by rows or by image bytes) and flushes it to disk, so
-// neither side holds more than a row group whatever the file's size.
+// neither side holds more than two row groups (reading decodes one ahead, on a thread with a
+// deadline: parquet-decoder.ts) whatever the file's size.
 import { randomUUID } from "node:crypto";
 import { mkdir, open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import {
   asyncBufferFromFile,
   parquetMetadataAsync,
-  parquetReadObjects,
   parquetSchema,
   type AsyncBuffer,
   type FileMetaData,
@@ -34,6 +34,7 @@ import { encodePng } from "../image-codec.js";
 import { nonFileKind } from "../paths.js";
 import { malformed, RowDecoder } from "../rows.js";
 import { imageToBytes, type ColumnRole, type DatasetInfo, type JsonValue, type Sample } from "../sample.js";
+import { createParquetDecoder, type ParquetDecoder, type RowRange } from "./parquet-decoder.js";
 
 export interface ParquetWriteOptions extends WriteOptions {
   /** Rows per row group (default 10,000). */
@@ -143,45 +144,61 @@ async function* readSamples(r: GroupReader): AsyncGenerator<Sample> {
     maxImagePixels: options.maxImagePixels,
   });
   const textColumns = TEXT_ROLES.map((role) => r.columns[role]).filter((c): c is string => c !== undefined);
-  let rowStart = 0;
-  let bytesRead = 0;
-  for (const [g, group] of metadata.row_groups.entries()) {
+  const pages = createParquetDecoder(path, r.file.byteLength, {
+    ...(options.decodeDeadlineMs !== undefined && { deadlineMs: options.decodeDeadlineMs }),
+  });
+  const groups = metadata.row_groups;
+  const ranges: RowRange[] = [];
+  for (let g = 0, rowStart = 0; g < groups.length; g++) {
+    const group = groups[g]!;
     const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await readGroup(r, g, rowStart, rowEnd);
-    for (const [k, row] of rows.entries()) {
-      const index = rowStart + k;
-      try {
-        yield decodeRow(r, decoder, textColumns, row, index);
-      } catch (e) {
-        skipOrThrow(e, options);
-      }
-    }
-    bytesRead += groupBytes(group);
-    options.onProgress?.(g === metadata.row_groups.length - 1 ? r.file.byteLength : bytesRead);
+    ranges.push({ rowStart, rowEnd, bytes: groupBytes(group), utf8: false });
     rowStart = rowEnd;
+  }
+  // One row group ahead: the thread decodes pages of the next while this one's images are
+  // decoded here.
+  const fetch = (g: number) => {
+    const read = readGroup(r, pages, g, ranges[g]!);
+    read.catch(() => undefined); // awaited below, or dropped when the reader stops early
+    return read;
+  };
+  let ahead = ranges.length > 0 ? fetch(0) : undefined;
+  let bytesRead = 0;
+  try {
+    for (const [g, range] of ranges.entries()) {
+      const rows = await ahead!;
+      ahead = g + 1 < ranges.length ? fetch(g + 1) : undefined;
+      for (const [k, row] of rows.entries()) {
+        const index = range.rowStart + k;
+        try {
+          yield decodeRow(r, decoder, textColumns, row, index);
+        } catch (e) {
+          skipOrThrow(e, options);
+        }
+      }
+      bytesRead += range.bytes;
+      options.onProgress?.(g === ranges.length - 1 ? r.file.byteLength : bytesRead);
+    }
+  } finally {
+    await pages.close();
   }
 }
 
-// Only this row group's pages are fetched. Unannotated BYTE_ARRAY stays binary (image
-// bytes); string columns carry a UTF8 annotation in every writer we know of, and
-// `decodeRow` converts stray binary text cells anyway.
+// Only this row group's pages are fetched, and decoded on the decoder's thread under a
+// deadline (parquet-decoder.ts). Unannotated BYTE_ARRAY stays binary (image bytes); string
+// columns carry a UTF8 annotation in every writer we know of, and `decodeRow` converts stray
+// binary text cells anyway.
 async function readGroup(
   r: GroupReader,
+  pages: ParquetDecoder,
   g: number,
-  rowStart: number,
-  rowEnd: number,
+  range: RowRange,
 ): Promise<Record<string, unknown>[]> {
+  const { rowStart, rowEnd } = range;
   try {
-    return await parquetReadObjects({
-      file: r.file,
-      metadata: r.metadata,
-      rowStart,
-      rowEnd,
-      utf8: false,
-      compressors,
-    });
+    return await pages.read(range);
   } catch (e) {
-    await r.file.settled();
+    if (e instanceof AntidoteError && e.code === "INPUT_FORMAT") throw e;
     throw new AntidoteError(
       "INPUT_FORMAT",
       `${r.path}: cannot read row group ${g} (rows ${rowStart}–${rowEnd - 1}): ${reason(e)}.`,

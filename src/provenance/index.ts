@@ -2,6 +2,7 @@
 // Sigstore bundles, and the receiver's verification.
 export {
   generateSigningKey,
+  type KeyAlgorithm,
   keyIdOf,
   readPrivateKey,
   readPublicKey,
@@ -82,3 +83,18 @@ export {
   type DeriveOptions,
   type DeriveResult,
 } from "./derive.js";
+export {
+  DEFAULT_IGNORED as MODEL_SIGNING_DEFAULT_IGNORED,
+  MODEL_SIGNATURE_PREDICATE,
+  modelKeyHint,
+  modelManifest,
+  readModelPublicKey,
+  readModelSigningKey,
+  signModel,
+  verifyModelSignature,
+  type ModelFileDigest,
+  type ModelManifest,
+  type ModelSignatureBundle,
+  type ModelSigningOptions,
+  type VerifiedModelSignature,
+} from "./model-signing.js";

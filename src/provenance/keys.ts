@@ -22,8 +22,18 @@ export interface TrustedKey {
   publicKeyPem: string;
 }
 
-export function generateSigningKey(): { privateKeyPem: string; publicKeyPem: string; keyId: string } {
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+/** Ed25519 for deliveries and telemetry; ECDSA for OpenSSF model signing, which takes EC keys only. */
+export type KeyAlgorithm = "ed25519" | "ecdsa-p256" | "ecdsa-p384";
+
+export function generateSigningKey(algorithm: KeyAlgorithm = "ed25519"): {
+  privateKeyPem: string;
+  publicKeyPem: string;
+  keyId: string;
+} {
+  const { privateKey, publicKey } =
+    algorithm === "ed25519"
+      ? generateKeyPairSync("ed25519")
+      : generateKeyPairSync("ec", { namedCurve: algorithm === "ecdsa-p256" ? "prime256v1" : "secp384r1" });
   const publicKeyPem = publicKey.export({ format: "pem", type: "spki" }).toString();
   return {
     privateKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),

@@ -666,13 +666,14 @@ async function* jsonlRows(path: string): AsyncGenerator<IndexRow> {
 async function openParquetIndex(path: string): Promise<IndexFile> {
   let file: AsyncBuffer;
   let metadata: FileMetaData;
+  let columns: string[];
   try {
     file = await asyncBufferFromFile(path);
     metadata = await parquetMetadataAsync(file);
+    columns = parquetSchema(metadata).children.map((c) => c.element.name);
   } catch (e) {
     throw new AntidoteError("INPUT_FORMAT", `${path}: not a Parquet file (${reason(e)}).`, { cause: e });
   }
-  const columns = parquetSchema(metadata).children.map((c) => c.element.name);
   const byteLength = file.byteLength;
   async function* rows(wanted: IndexColumns): AsyncGenerator<IndexRow> {
     const names = [wanted.url, wanted.hash, ...(wanted.id === undefined ? [] : [wanted.id])];

@@ -1,4 +1,5 @@
-// `antidote keygen`: make an Ed25519 key pair for signing deliveries. The private key is
+// `antidote keygen`: make a key pair — Ed25519 for signing deliveries and telemetry, ECDSA
+// (P-256, P-384) for OpenSSF model signing, whose verifiers take EC keys only. The private key is
 // written owner-only and never overwritten by accident: losing it means re-registering a key
 // with every receiver, and overwriting it silently would do exactly that.
 import { stat } from "node:fs/promises";
@@ -6,12 +7,14 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
 import { AntidoteError } from "../../errors.js";
-import { generateSigningKey } from "../../provenance/keys.js";
+import { generateSigningKey, type KeyAlgorithm } from "../../provenance/keys.js";
 import { parseFlags } from "../options.js";
 
 export interface KeygenOptions {
   /** Base name: NAME.key and NAME.pub are written (a trailing .key or .pub is ignored). */
   out: string;
+  /** Default ed25519. */
+  algorithm?: KeyAlgorithm;
   force?: boolean;
   json?: boolean;
 }
@@ -24,6 +27,7 @@ export interface KeygenResult {
 
 const keygenFlags = z.object({
   out: z.string().min(1, "give a base name, e.g. --out acme"),
+  algorithm: z.enum(["ed25519", "ecdsa-p256", "ecdsa-p384"]).optional(),
   force: z.boolean().optional(),
   json: z.boolean().optional(),
 });
@@ -31,8 +35,13 @@ const keygenFlags = z.object({
 export function registerKeygen(program: Command): void {
   program
     .command("keygen")
-    .description("Create an Ed25519 key pair for signing deliveries (NAME.key private, NAME.pub public)")
+    .description("Create a key pair for signing deliveries or models (NAME.key private, NAME.pub public)")
     .requiredOption("--out <name>", "base name of the key files: writes NAME.key (mode 0600) and NAME.pub")
+    .option(
+      "--algorithm <name>",
+      "ed25519 (deliveries, telemetry, federated updates) or ecdsa-p256 / ecdsa-p384 (`antidote model sign`)",
+      "ed25519",
+    )
     .option("--force", "replace existing key files (the old private key is lost)")
     .option("--json", "print the key id and paths as JSON")
     .addHelpText(
@@ -41,6 +50,8 @@ export function registerKeygen(program: Command): void {
 Examples:
   antidote keygen --out keys/acme         writes keys/acme.key and keys/acme.pub, prints the key id
   antidote sign data.parquet --key keys/acme.key --out data.sigstore.json
+  antidote keygen --out keys/publisher --algorithm ecdsa-p256
+  antidote model sign model/ --key keys/publisher.key     OpenSSF model signing (model/model.sig)
 
 Give NAME.pub to whoever receives your data (\`antidote source add acme --kind supplier --key acme.pub\`);
 keep NAME.key secret. The key id is the SHA-256 of the public key (SPKI DER).`,
@@ -63,7 +74,7 @@ export async function runKeygen(
         throw new AntidoteError("USAGE", `${path} already exists; pass --force to replace the key pair.`);
     }
   }
-  const keys = generateSigningKey();
+  const keys = generateSigningKey(options.algorithm ?? "ed25519");
   // Each file appears whole (a key cut short by a crash would be a key that never loads), the
   // private one owner-only from its first byte; the check above is repeated at the rename's doorstep.
   const guard = { overwrite: options.force === true };

@@ -2,12 +2,23 @@
 // trained on and the base model it was fine-tuned from, so `trace --source` can follow a
 // compromised source all the way into deployed models. `model suspend`/`resume`/`status`:
 // containment of a deployed model (monitor/containment.ts), read by deployments through
-// GET /v1/models/{digest}/status.
+// GET /v1/models/{digest}/status. `model sign`/`verify`: OpenSSF model signing
+// (provenance/model-signing.ts), so a base model's publisher can be checked before anyone
+// fine-tunes it.
 import type { Command } from "commander";
+import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { z } from "zod";
 import { resumeModel, suspendModel } from "../../monitor/containment.js";
 import { registerModelFile } from "../../provenance/model.js";
+import {
+  readModelPublicKey,
+  readModelSigningKey,
+  signModel,
+  verifyModelSignature,
+} from "../../provenance/model-signing.js";
+import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
+import { progressBar } from "../progress.js";
 import { AntidoteError } from "../../errors.js";
 import { localUser } from "./telemetry.js";
 import {
@@ -31,6 +42,27 @@ const registerFlags = z.object({
 });
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const signFlags = z.object({
+  key: z.string().min(1),
+  out: z.string().min(1).optional(),
+  ignore: z.array(z.string().min(1)).default([]),
+  force: z.boolean().optional(),
+  json: z.boolean().optional(),
+});
+
+const verifyFlags = z.object({
+  key: z.string().min(1),
+  signature: z.string().min(1).optional(),
+  ignore: z.array(z.string().min(1)).default([]),
+  json: z.boolean().optional(),
+});
+
+/** model_signing's convention for a directory; a single file gets its own `.sig` beside it. */
+async function defaultSignaturePath(model: string): Promise<string> {
+  const info = await stat(model).catch(() => undefined);
+  return info?.isDirectory() === true ? `${model.replace(/\/+$/, "")}/model.sig` : `${model}.sig`;
+}
 
 const statusFlags = z.object({
   reason: z.string().min(1, "say why (it is recorded in the ledger)"),
@@ -90,6 +122,85 @@ Example:
       );
     });
   });
+
+  model
+    .command("sign")
+    .argument("<model>", "the model file or directory")
+    .description(
+      "Sign a model in the OpenSSF model signing format (sigstore/model-transparency v1.0, key-based)",
+    )
+    .requiredOption(
+      "--key <file>",
+      "an ECDSA private key (P-256/P-384: `antidote keygen --algorithm ecdsa-p256`)",
+    )
+    .option("--out <file>", "where to write the signature (default MODEL_DIR/model.sig, or MODEL_FILE.sig)")
+    .option("--ignore <path>", "leave a file or directory out (repeatable)", collect)
+    .option("--force", "replace an existing signature file")
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      `
+Every file is hashed (SHA-256); the statement lists them and signs a digest over all of them.
+.git, .github, .gitattributes, .gitignore and the signature itself are left out; links are refused.
+The result verifies with \`antidote model verify\` and with \`model_signing verify key\`.
+
+Example:
+  antidote keygen --out publisher --algorithm ecdsa-p256
+  antidote model sign base-model/ --key publisher.key          # writes base-model/model.sig`,
+    )
+    .action(async (target: string, flags: Record<string, unknown>) => {
+      const f = parseFlags(signFlags, flags);
+      const out = f.out ?? (await defaultSignaturePath(target));
+      checkOutput(out, { overwrite: f.force === true });
+      const key = await readModelSigningKey(f.key);
+      const bar = progressBar({ label: "hashing", unit: "bytes", enabled: f.json !== true });
+      const { bundle, manifest } = await signModel(target, key, {
+        ignore: f.ignore,
+        signaturePath: out,
+        onProgress: (done) => bar.update(done),
+      }).finally(() => bar.stop());
+      await writeOutputFile(out, JSON.stringify(bundle, null, 2) + "\n", { overwrite: f.force === true });
+      if (f.json)
+        return printJson({
+          signature: out,
+          modelName: manifest.modelName,
+          rootDigest: manifest.rootDigest,
+          files: manifest.files,
+        });
+      process.stdout.write(
+        `signed ${manifest.modelName}: ${manifest.files.length} file${manifest.files.length === 1 ? "" : "s"}, digest ${manifest.rootDigest}\n  signature ${out}\n`,
+      );
+    });
+
+  model
+    .command("verify")
+    .argument("<model>", "the model file or directory")
+    .description("Verify an OpenSSF model signature (key-based) and that the model is exactly what it signs")
+    .requiredOption("--key <file>", "the publisher's ECDSA public key (PEM)")
+    .option("--signature <file>", "the signature (default MODEL_DIR/model.sig, or MODEL_FILE.sig)")
+    .option("--ignore <path>", "leave a file or directory out (repeatable)", collect)
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      `
+Exit 0 when the signature verifies and every file matches; 6 when a file differs, is missing or
+is not covered (named), or the signature does not verify with the key.
+Bundles from \`model_signing sign key\` (v1.0 and later) verify; certificate and Sigstore keyless
+bundles are refused by name.
+
+Example:
+  antidote model verify base-model/ --key publisher.pub`,
+    )
+    .action(async (target: string, flags: Record<string, unknown>) => {
+      const f = parseFlags(verifyFlags, flags);
+      const signature = f.signature ?? (await defaultSignaturePath(target));
+      const key = await readModelPublicKey(f.key);
+      const r = await verifyModelSignature(target, signature, key, { ignore: f.ignore });
+      if (f.json) return printJson({ verified: true, ...r });
+      process.stdout.write(
+        `verified ${r.modelName}: ${r.files.length} file${r.files.length === 1 ? "" : "s"} match the signature (digest ${r.rootDigest}, key ${r.keyHint.slice(0, 16)}…)\n`,
+      );
+    });
 
   for (const action of ["suspend", "resume"] as const)
     addLedgerOption(

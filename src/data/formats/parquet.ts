@@ -268,7 +268,11 @@ async function readFooter(path: string): Promise<{ file: TrackedBuffer; metadata
   try {
     if (file.byteLength < 12 || TEXT_DECODER.decode(await file.slice(0, 4)) !== "PAR1")
       throw new Error("no PAR1 magic at the start");
-    return { file, metadata: await parquetMetadataAsync(file) };
+    const metadata = await parquetMetadataAsync(file);
+    // The schema tree is built from counts the footer declares; a footer that parses can still
+    // describe a tree that does not close (a child count past the end of the list).
+    parquetSchema(metadata);
+    return { file, metadata };
   } catch (e) {
     await file.settled();
     throw new AntidoteError("INPUT_FORMAT", `${path}: not a Parquet file (${reason(e)}).`, { cause: e });

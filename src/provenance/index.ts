@@ -98,3 +98,4 @@ export {
   type ModelSigningOptions,
   type VerifiedModelSignature,
 } from "./model-signing.js";
+export { findModel, traceModel, type ModelLineage, type ModelLineageEntry } from "./model-lineage.js";

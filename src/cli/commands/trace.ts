@@ -1,8 +1,10 @@
-// `antidote trace`: the blast radius of a source, or the whole story of one sample.
+// `antidote trace`: the blast radius of a source, the whole story of one sample, or a model's
+// lineage both ways (its bases, and every model built on it).
 import type { Command } from "commander";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
 import type { SampleTrace, SourceTrace } from "../../ledger/types.js";
+import { traceModel, type ModelLineage } from "../../provenance/model-lineage.js";
 import { addLedgerReadOption, printJson, withLedgerReader } from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 import { printTable } from "../table.js";
@@ -11,11 +13,12 @@ const traceFlags = z
   .object({
     source: z.string().min(1).optional(),
     sample: z.string().min(1).optional(),
+    model: z.string().min(1).optional(),
     limit: z.coerce.number().int().positive().default(20),
     json: z.boolean().optional(),
   })
-  .refine((f) => (f.source === undefined) !== (f.sample === undefined), {
-    message: "give exactly one of --source NAME or --sample ID",
+  .refine((f) => [f.source, f.sample, f.model].filter((v) => v !== undefined).length === 1, {
+    message: "give exactly one of --source NAME, --sample ID or --model DIGEST",
     path: ["source"],
   });
 
@@ -29,6 +32,7 @@ export function registerTrace(program: Command): void {
       )
       .option("--source <name>", "blast radius of a source")
       .option("--sample <id-or-digest>", "origin, handlers, transforms, findings and decisions of a sample")
+      .option("--model <digest>", "a model's bases and every model built on it (a unique prefix will do)")
       .option("--limit <n>", "samples to list in the table (--json lists all)", "20")
       .option("--json", "print JSON")
       .addHelpText(
@@ -36,7 +40,8 @@ export function registerTrace(program: Command): void {
         `
 Examples:
   antidote trace --source acme
-  antidote trace --sample fashion-mnist:123 --json`,
+  antidote trace --sample fashion-mnist:123 --json
+  antidote trace --model 9ac1e0d2          # a base found poisoned: which fine-tunes inherit it`,
       ),
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(traceFlags, flags);
@@ -52,6 +57,10 @@ Examples:
         const trace = await ledger.traceSource(f.source, { limit: f.json ? 2 ** 31 - 1 : f.limit });
         if (f.json) printJson(trace);
         else printSourceTrace(trace, f.limit);
+      } else if (f.model !== undefined) {
+        const lineage = await traceModel(ledger, f.model);
+        if (f.json) printJson(lineage);
+        else printModelLineage(lineage);
       } else {
         const trace = await ledger.traceSample(f.sample ?? "");
         if (trace === undefined)
@@ -113,6 +122,39 @@ function printSourceTrace(t: SourceTrace, limit: number): void {
     `\nNext: \`antidote quarantine --source ${t.source.name} --reason "…"\`, then ` +
       `\`antidote export --dataset VERSION --exclude-quarantined --out clean.parquet\`\n`,
   );
+}
+
+function printModelLineage(t: ModelLineage): void {
+  const out = process.stdout;
+  out.write(
+    `model ${t.model.name}  digest ${t.model.digest}  (${t.model.status})\ntrained on ${t.model.trainedOn.join(", ") || "—"}\n\n`,
+  );
+  out.write(
+    `bases: ${t.ancestors.length}${t.unregisteredBase ? ` (then ${t.unregisteredBase.slice(0, 16)}, not registered)` : ""}\n`,
+  );
+  if (t.ancestors.length > 0)
+    printTable(
+      ["depth", "model", "name", "status"],
+      t.ancestors.map((m) => [m.depth, m.digest.slice(0, 16), m.name, m.status]),
+    );
+  out.write(`\nmodels built on it: ${t.descendants.length}\n`);
+  if (t.descendants.length > 0)
+    printTable(
+      ["depth", "model", "name", "base", "status"],
+      t.descendants.map((m) => [m.depth, m.digest.slice(0, 16), m.name, m.base.slice(0, 12), m.status]),
+    );
+  if (t.findings.length > 0) {
+    out.write("\nfindings on it or its bases:\n");
+    printTable(
+      ["seq", "model", "kind", "score", "check"],
+      t.findings.map((f) => [f.seq, f.subjectId.slice(0, 12), f.kind, f.score.toFixed(2), f.check]),
+    );
+  }
+  const active = t.descendants.filter((d) => d.status === "active");
+  if (active.length > 0)
+    out.write(
+      `\nNext: audit them (\`antidote audit MODEL.onnx --reference …\`), or contain them: \`antidote model suspend ${active[0]!.digest.slice(0, 12)} --reason "base ${t.model.digest.slice(0, 12)} poisoned"\`\n`,
+    );
 }
 
 function printSampleTrace(t: SampleTrace): void {

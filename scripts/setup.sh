@@ -20,6 +20,11 @@ command -v redis-server >/dev/null || PACKAGES+=(redis-server)
 # downloaded at test time).
 command -v chromium >/dev/null || PACKAGES+=(chromium)
 command -v g++ >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null || PACKAGES+=(build-essential python3)
+# mlcroissant's own validator (vendored under test/fixtures/schemas/croissant) runs on Debian's
+# Python libraries: the Croissant interop test validates `antidote croissant` output with it.
+for p in python3-absl python3-jsonpath-rw python3-networkx python3-pandas python3-rdflib python3-requests python3-tqdm python3-typing-extensions python3-dateutil; do
+  dpkg -s "$p" >/dev/null 2>&1 || PACKAGES+=("$p")
+done
 if [ "${#PACKAGES[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${PACKAGES[*]}"
   $SUDO apt-get update -qq

@@ -65,7 +65,19 @@ export {
   type ModelBomInput,
   type DatasetProvenance,
 } from "./report/bom.js";
-export { buildCroissant, type CroissantInput } from "./report/croissant.js";
+export {
+  buildCroissant,
+  CROISSANT_RAI_1_0,
+  type CroissantInput,
+  type SampleProvenanceRow,
+} from "./report/croissant.js";
+export {
+  bomFromLedger,
+  croissantFromLedger,
+  writeCroissant,
+  samplesCsvPath,
+  type CroissantFromLedgerOptions,
+} from "./report/ledger-documents.js";
 export { datasetProvenance, modelBomInput } from "./report/from-ledger.js";
 export * from "./robust/index.js";
 export type { ScanTable, ScanAnnotation, Detector, DetectorResult } from "./detect/types.js";
@@ -172,3 +184,24 @@ export {
   type Authenticated,
 } from "./auth/index.js";
 export type { JobQueue, JobRecord, JobState, JobProgress, JobArtifact, JobRunner } from "./jobs/types.js";
+export {
+  sourceReputations,
+  reputationOf,
+  checkPolicy,
+  applyPolicy,
+  enforcePolicy,
+  activePolicy,
+  loadPolicyFile,
+  recordScanCoverage,
+  type SourceReputation,
+  type PolicyCheck,
+  type Policy,
+} from "./policy/index.js";
+export {
+  buildEvidencePack,
+  writeEvidencePack,
+  verifyEvidencePack,
+  evidencePackSchema,
+  type EvidencePack,
+  type EvidenceVerification,
+} from "./evidence/index.js";

@@ -14,6 +14,8 @@ import { registerKeygen } from "./commands/keygen.js";
 import { registerSign } from "./commands/sign.js";
 import { registerVerify } from "./commands/verify.js";
 import { registerSource } from "./commands/source.js";
+import { registerPolicy } from "./commands/policy.js";
+import { registerEvidence } from "./commands/evidence.js";
 import { registerIngest } from "./commands/ingest.js";
 import { registerTrace } from "./commands/trace.js";
 import { registerQuarantine } from "./commands/quarantine.js";
@@ -59,6 +61,7 @@ export function buildProgram(): Command {
   registerSign(program);
   registerVerify(program);
   registerSource(program);
+  registerPolicy(program);
   registerIngest(program);
   registerTrace(program);
   registerQuarantine(program);
@@ -67,6 +70,7 @@ export function buildProgram(): Command {
   registerScan(program);
   registerAudit(program);
   registerModel(program);
+  registerEvidence(program);
   registerLedger(program);
   registerBom(program);
   registerWeb(program);

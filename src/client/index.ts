@@ -7,7 +7,7 @@
 // Every mutating request carries a fresh `Antidote-Request-Id`: the server refuses a request id
 // it has seen (a captured request replayed), so a retry is a new request, never a copy.
 import { randomUUID } from "node:crypto";
-import { openAsBlob } from "node:fs";
+import { existsSync, openAsBlob } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, join, relative, sep } from "node:path";
 import { AntidoteError, type AntidoteErrorCode } from "../errors.js";
@@ -26,6 +26,7 @@ import type {
 } from "../ledger/types.js";
 import type { IngestResult } from "../provenance/ingest.js";
 import type { DeliveryRefusal } from "../provenance/refusals.js";
+import { sampleManifestPathFor } from "../provenance/sample-manifest.js";
 
 export interface ClientOptions {
   /** The service's base URL, e.g. http://127.0.0.1:8600 (no /v1). */
@@ -53,6 +54,11 @@ export interface DeliverOptions {
   data: string;
   /** The supplier's signature (`antidote sign`). */
   signature?: string;
+  /**
+   * The sample manifest a v2 signature names. Default: the file beside the signature
+   * (`x.sigstore.json` → `x.sigstore.samples`), sent when it exists.
+   */
+  samples?: string;
   /** Dataset name of the new version (default: the file name). */
   name?: string;
 }
@@ -150,6 +156,11 @@ export class AntidoteClient {
       form.append("data", await openAsBlob(file.path), file.name);
     if (options.signature !== undefined)
       form.append("signature", await openAsBlob(options.signature), basename(options.signature));
+    const samples =
+      options.samples ??
+      (options.signature === undefined ? undefined : sampleManifestPathFor(options.signature));
+    if (samples !== undefined && (options.samples !== undefined || existsSync(samples)))
+      form.append("samples", await openAsBlob(samples), basename(samples));
     return this.request("POST", "/v1/deliveries", form);
   }
   deliveries(page: PageOptions & { source?: string } = {}): Promise<Page<DeliveryRecord>> {

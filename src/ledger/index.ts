@@ -37,6 +37,7 @@ import type {
   Finding,
   Ledger,
   LedgerEvent,
+  LedgerEventKind,
   LedgerReader,
   LedgerEventInput,
   ModelRecord,
@@ -148,6 +149,13 @@ const CONNECTIONS = new WeakMap<LedgerReader, LedgerDb>();
  * mid-append (between two of its awaits) would block the very event loop the append needs to
  * finish. On one connection, Kysely queues the query until the append commits.
  */
+/** Make `view` (a wrapper of `ledger`, e.g. the server's acting-as Proxy) answer `ledgerConnection` as `ledger` does. */
+export function shareConnection<T extends LedgerReader>(view: T, ledger: LedgerReader): T {
+  const db = CONNECTIONS.get(ledger);
+  if (db !== undefined) CONNECTIONS.set(view, db);
+  return view;
+}
+
 export function ledgerConnection(ledger: LedgerReader): LedgerDb {
   const db = CONNECTIONS.get(ledger);
   if (db === undefined)
@@ -188,6 +196,13 @@ class SqlLedgerReader implements LedgerReader {
 
   events(fromSeq?: number): AsyncIterable<LedgerEvent> {
     return q.events(this.backend.db, fromSeq);
+  }
+
+  async eventsOfKind<K extends LedgerEventKind>(
+    kind: K,
+    options?: { newestFirst?: boolean; limit?: number },
+  ): Promise<Extract<LedgerEvent, { kind: K }>[]> {
+    return (await q.eventsOfKind(this.backend.db, kind, options)) as Extract<LedgerEvent, { kind: K }>[];
   }
 
   async getEvent(seq: number): Promise<LedgerEvent | undefined> {

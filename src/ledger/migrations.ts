@@ -394,6 +394,14 @@ async function createTelemetryDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
     .execute();
 }
 
+// "The latest event of a kind" (the curation policy in force, foundation-model reputations) is
+// read on every ingest, export and registration: an index seek, however long the log grows.
+const eventsByKind: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex("events_kind_seq").on("events").columns(["kind", "seq"]).execute();
+  },
+};
+
 /** Every derived table at the latest schema: where `verify` replays the log. */
 export async function createDerivedTables<DB>(db: Kysely<DB>): Promise<void> {
   await createInitialDerivedTables(db);
@@ -410,7 +418,8 @@ export const migrationProvider: MigrationProvider = {
       "0003-service": service,
       "0004-delivery-refusals": deliveryRefusals,
       "0005-telemetry": telemetry,
+      "0006-events-by-kind": eventsByKind,
     }),
 };
 
-export const LATEST_MIGRATION = "0005-telemetry";
+export const LATEST_MIGRATION = "0006-events-by-kind";

@@ -47,6 +47,12 @@ export async function applyEvent(db: LedgerDb, event: LedgerEvent, maxParams: nu
       return modelStatusChanged(db, event);
     case "telemetry.accepted":
       return telemetryAccepted(db, event);
+    case "model.reputation-set":
+      // No table: the latest event per digest is in force (provenance/model-reputation.ts).
+      return;
+    case "policy.adopted":
+      // No table: the policy in force is the latest policy.adopted event (src/policy/).
+      return;
     case "ledger.key-rotated":
       return ledgerKeyRotated(ctx, event);
     case "token.created":

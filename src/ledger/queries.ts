@@ -43,6 +43,21 @@ export async function* events(db: LedgerDb, fromSeq = 1): AsyncGenerator<LedgerE
   }
 }
 
+/** Events of one kind through the (kind, seq) index; `limit` defaults to every one. */
+export async function eventsOfKind(
+  db: LedgerDb,
+  kind: string,
+  options: { newestFirst?: boolean; limit?: number } = {},
+): Promise<LedgerEvent[]> {
+  let query = db
+    .selectFrom("events")
+    .selectAll()
+    .where("kind", "=", kind)
+    .orderBy("seq", options.newestFirst === true ? "desc" : "asc");
+  if (options.limit !== undefined) query = query.limit(options.limit);
+  return (await query.execute()).map(eventFromRow);
+}
+
 /** A checkpoints row as the contract's Checkpoint (no root on those from before the tree). */
 export function checkpointFromRow(row: Selectable<CheckpointsTable>): Checkpoint {
   return {

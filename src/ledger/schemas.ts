@@ -70,6 +70,7 @@ export const decisionSchema = z
     subjectIds: z.array(name).min(1, "must name at least one subject"),
     actor: name,
     reason: z.string(),
+    policy: z.object({ digest: hexDigest, rule: name }).optional(),
   })
   .superRefine((d, ctx) => {
     if (d.subjectType === "source") return;
@@ -212,6 +213,19 @@ export const ledgerEventInputSchema = z.discriminatedUnion("kind", [
     payload: z.object({ digest: hexDigest, status: z.enum(["active", "suspended"]), reason: z.string() }),
   }),
   z.object({ kind: z.literal("telemetry.accepted"), payload: telemetryBatchSchema }),
+  z.object({
+    kind: z.literal("model.reputation-set"),
+    payload: z.object({
+      digest: hexDigest,
+      verdict: z.enum(["trusted", "distrusted"]),
+      reason: z.string().min(1),
+      publisher: hexDigest.nullable(),
+    }),
+  }),
+  z.object({
+    kind: z.literal("policy.adopted"),
+    payload: z.object({ name, version: name, digest: hexDigest, document: json }),
+  }),
   z.object({ kind: z.literal("token.created"), payload: apiTokenGrantSchema }),
   z.object({ kind: z.literal("token.revoked"), payload: z.object({ tokenId, reason: z.string() }) }),
   z.object({

@@ -79,9 +79,37 @@ export interface Decision {
   subjectType: "sample" | "source" | "telemetry-batch";
   /** Sample digests, source names or telemetry batch ids ("<agent>#<sequence>"). */
   subjectIds: string[];
-  /** Who decided (user name, or "policy:<name>"). */
+  /** Who decided (user name, or "policy:<name>@<digest prefix>"). */
   actor: string;
   reason: string;
+  /** Set when a curation policy made the decision (src/policy/): the adopted file's SHA-256
+   * and the rule that fired ("kinds.supplier.autoQuarantine[0]"). */
+  policy?: { digest: string; rule: string };
+}
+
+/**
+ * The team's word on a model, usually a foundation model they fine-tune: trusted (e.g. its
+ * publisher's OpenSSF model signature verified) or distrusted (found poisoned, or from a
+ * publisher no longer trusted). The latest event per digest is in force; `model register`
+ * refuses a distrusted base.
+ */
+export interface ModelReputation {
+  digest: string;
+  verdict: "trusted" | "distrusted";
+  reason: string;
+  /** Key hint (SHA-256 of the PEM) of the publisher whose model signature was verified, or null. */
+  publisher: string | null;
+}
+
+/** A curation policy as adopted (`antidote policy apply`, src/policy/): the latest one is in force. */
+export interface PolicyAdoption {
+  /** The policy's own name and version, as its file states them. */
+  name: string;
+  version: string;
+  /** Hex SHA-256 of the policy file's bytes. */
+  digest: string;
+  /** The parsed policy in canonical JSON form (what enforcement reads back). */
+  document: Record<string, JsonValue>;
 }
 
 /**
@@ -214,6 +242,8 @@ export type LedgerEventInput =
       payload: { digest: string; status: ModelStatus["status"]; reason: string };
     }
   | { kind: "telemetry.accepted"; payload: TelemetryBatch }
+  | { kind: "policy.adopted"; payload: PolicyAdoption }
+  | { kind: "model.reputation-set"; payload: ModelReputation }
   | {
       kind: "token.created";
       /** An API token of `antidote serve` (auth/tokens.ts): only the secret's SHA-256 is kept. */
@@ -516,6 +546,15 @@ export interface LedgerReader {
   events(fromSeq?: number): AsyncIterable<LedgerEvent>;
   /** The one event at `seq`, as stored (the caller re-hashes it to use it as evidence). */
   getEvent(seq: number): Promise<LedgerEvent | undefined>;
+  /**
+   * Events of one kind, oldest first (or newest first with `newestFirst`), at most `limit`:
+   * an index range (events_kind_seq), for kinds whose latest event is the state in force
+   * (`policy.adopted`, `model.reputation-set`).
+   */
+  eventsOfKind<K extends LedgerEventKind>(
+    kind: K,
+    options?: { newestFirst?: boolean; limit?: number },
+  ): Promise<Extract<LedgerEvent, { kind: K }>[]>;
 
   getSource(name: string): Promise<Source | undefined>;
   listSources(): Promise<Source[]>;

@@ -41,6 +41,7 @@ import { scanDataset, scanFindings, type ScanOptions } from "../scan/scan.js";
 import { VERSION } from "../version.js";
 import { recordContent, type TelemetryRecord } from "./schema.js";
 import { readTelemetryBatch } from "./store.js";
+import { agentsBelowPolicy } from "../policy/enforce.js";
 
 export const GATE_CHECK = "telemetry-gate";
 
@@ -256,6 +257,8 @@ async function judgeBatches(
   const batchesUnder = new Set<string>();
   for await (const f of ledger.findings({ subjectType: "telemetry-batch" })) batchesUnder.add(f.subjectId);
   const quarantinedAgents = new Map<string, boolean>();
+  // Agents under the curation policy's minimum reputation (src/policy/) are not attested.
+  const belowPolicy = await agentsBelowPolicy(ledger, new Set(batches.map((b) => b.agent)));
   const modelActive = new Map<string, boolean>();
   const out = new Map<string, BatchExclusion | null>();
   for (const b of batches) {
@@ -265,7 +268,12 @@ async function judgeBatches(
     if (!modelActive.has(b.model))
       modelActive.set(b.model, (await ledger.getModelStatus(b.model))?.status === "active");
     let reason: BatchExclusion | null = null;
-    if (source === undefined || source.kind !== "agent" || quarantinedAgents.get(b.agent) === true)
+    if (
+      source === undefined ||
+      source.kind !== "agent" ||
+      quarantinedAgents.get(b.agent) === true ||
+      belowPolicy.has(b.agent)
+    )
       reason = "agent-not-attested";
     else if (!source.keys.some((k) => k.keyId === b.keyId && k.revokedAt === null)) reason = "key-revoked";
     else if (modelActive.get(b.model) !== true) reason = "model-not-active";

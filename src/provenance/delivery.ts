@@ -1,7 +1,9 @@
 // The receiver's side of a delivery: recompute every file digest and every sample digest
 // and compare them with what the (already verified) statement promises. Pure: nothing is
 // written anywhere; the caller decides what to keep (ingest stages the matched samples and
-// drops them if anything fails later).
+// drops them if anything fails later). A v2 statement's samples are in a manifest file
+// (sample-manifest.ts): it is checked whole first (bytes, count, root), then streamed in
+// lockstep with the data, so a 10M-sample delivery is matched in bounded memory.
 import type { Dataset } from "../data/dataset.js";
 import { openDataset, type OpenOptions } from "../data/open.js";
 import type { Sample } from "../data/sample.js";
@@ -14,10 +16,18 @@ import {
   listDeliveryFiles,
   openDeliveryDataset,
   readableAsFiles,
+  deliveredFiles,
+  expectedSampleManifest,
   type DeliveryStatement,
   type ProgressPhase,
 } from "./manifest.js";
 import { merkleRoot } from "./merkle.js";
+import {
+  readSampleManifest,
+  sampleManifestPathFor,
+  verifySampleManifest,
+  type ExpectedSampleManifest,
+} from "./sample-manifest.js";
 
 export interface VerifiedDelivery {
   statement: DeliveryStatement;
@@ -26,6 +36,8 @@ export interface VerifiedDelivery {
   keyId: string | null;
   files: FileDigest[];
   samples: { id: string; digest: string }[];
+  /** Samples matched (also when `keepSamples: false` left `samples` empty). */
+  sampleCount: number;
 }
 
 export interface VerifyDeliveryOptions {
@@ -39,6 +51,16 @@ export interface VerifyDeliveryOptions {
    */
   onSample?: (sample: Sample) => Promise<void>;
   onProgress?: (phase: ProgressPhase, done: number, total: number) => void;
+  /**
+   * The sample manifest file of a v2 statement that names one. Default with
+   * `verifySignedDelivery`: beside the signature (`sampleManifestPathFor`).
+   */
+  sampleManifest?: string;
+  /**
+   * False: do not return the matched samples of a manifest delivery (only their count), so a
+   * 10M-sample delivery is verified without holding 10M objects. Default true.
+   */
+  keepSamples?: boolean;
 }
 
 /**
@@ -51,11 +73,22 @@ export async function verifyDelivery(
   target: string,
   statement: DeliveryStatement,
   options: VerifyDeliveryOptions = {},
-): Promise<{ files: FileDigest[]; samples: { id: string; digest: string }[] }> {
+): Promise<{ files: FileDigest[]; samples: { id: string; digest: string }[]; sampleCount: number }> {
   checkStatementConsistency(statement);
+  const manifest = expectedSampleManifest(statement);
   const files = await verifyFiles(target, statement, options);
+  if (manifest !== null) {
+    if (options.sampleManifest === undefined)
+      throw new AntidoteError(
+        "FILE_NOT_FOUND",
+        `the statement lists its samples in a manifest file (subject "${statement.predicate.sampleManifest?.subject ?? ""}") and none was given; pass it with the bundle (--samples FILE).`,
+      );
+    await verifySampleManifest(options.sampleManifest, manifest);
+    const matched = await matchManifest(target, options.sampleManifest, manifest, options);
+    return { files, ...matched };
+  }
   const samples = await verifySamples(target, statement, options);
-  return { files, samples };
+  return { files, samples, sampleCount: samples.length };
 }
 
 /** Read a signature file, verify it against `trusted`, then verify the delivery it describes. */
@@ -73,8 +106,11 @@ export async function verifySignedDelivery(
     if (isAntidoteError(e)) throw new AntidoteError(e.code, `${signaturePath}: ${e.message}`, { cause: e });
     throw e;
   }
-  const { files, samples } = await verifyDelivery(target, opened.statement, options);
-  return { ...opened, files, samples };
+  const verified = await verifyDelivery(target, opened.statement, {
+    ...options,
+    sampleManifest: options.sampleManifest ?? sampleManifestPathFor(signaturePath),
+  });
+  return { ...opened, ...verified };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -85,7 +121,8 @@ async function verifyFiles(
   options: VerifyDeliveryOptions,
 ): Promise<FileDigest[]> {
   const { single, files } = await listDeliveryFiles(target);
-  const subjects = statement.subject;
+  // The sample manifest travels beside the bundle, not among the delivered files.
+  const subjects = deliveredFiles(statement);
 
   // A single delivered file may have been saved under another name: its content is what counts.
   if (single && subjects.length === 1 && files.length === 1) {
@@ -192,6 +229,65 @@ async function verifySamples(
   return out;
 }
 
+/**
+ * The samples of a v2 delivery, matched against its (already verified) manifest line by line
+ * in read order. The manifest is streamed again, and checked again at its end, so a file
+ * swapped between the two reads is still caught.
+ */
+async function matchManifest(
+  target: string,
+  path: string,
+  expected: ExpectedSampleManifest,
+  options: VerifyDeliveryOptions,
+): Promise<{ samples: { id: string; digest: string }[]; sampleCount: number }> {
+  const out: { id: string; digest: string }[] = [];
+  const keep = options.keepSamples !== false;
+  let n = 0;
+  const progress = (done: number) => options.onProgress?.("samples", done, expected.count);
+  const entries = readSampleManifest(path, expected);
+  // A manifest that fails mid-stream says so itself; only the data's failures get the read hint.
+  let manifestFailure: unknown;
+  const nextEntry = () =>
+    entries.next().catch((e: unknown) => {
+      manifestFailure = e;
+      throw e;
+    });
+  let dataset: Dataset;
+  try {
+    dataset = await openDataset(target, options.readOptions);
+  } catch (e) {
+    throw notReadable(e, target, expected.count);
+  }
+  try {
+    for await (const s of dataset.samples()) {
+      const next = await nextEntry();
+      if (next.done === true)
+        throw mismatch(`sample "${s.id}": present in ${target} but not in the manifest.`);
+      const want = next.value;
+      if (want.id !== s.id)
+        throw mismatch(
+          `sample "${s.id}": sample ${n + 1} read from ${target}, but the manifest lists "${want.id}" there.`,
+        );
+      if (want.digest !== s.digest)
+        throw mismatch(
+          `sample "${s.id}": digest ${short(s.digest)} but the manifest says ${short(want.digest)}.`,
+        );
+      await options.onSample?.(s);
+      if (keep) out.push({ id: s.id, digest: s.digest });
+      if (++n % 1000 === 0) progress(n);
+    }
+    const rest = await nextEntry();
+    if (rest.done !== true)
+      throw mismatch(`sample "${rest.value.id}": listed in the manifest but missing from ${target}.`);
+  } catch (e) {
+    if (e !== manifestFailure) await entries.throw(e).catch(() => undefined);
+    if (e === manifestFailure || (isAntidoteError(e) && e.code === "DIGEST_MISMATCH")) throw e;
+    throw notReadable(e, target, expected.count);
+  }
+  progress(n);
+  return { samples: out, sampleCount: n };
+}
+
 /** A statement whose own roots and counts disagree with its lists was not made by `sign`. */
 function checkStatementConsistency(statement: DeliveryStatement): void {
   const p = statement.predicate;
@@ -209,6 +305,23 @@ function checkStatementConsistency(statement: DeliveryStatement): void {
     throw mismatch(
       `the manifest's merkleRoot ${short(p.merkleRoot)} does not match its own ${statement.subject.length} subjects (${short(root)}).`,
     );
+  if (p.sampleManifest !== undefined && p.sampleManifest !== null) {
+    if (p.samples !== null)
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        "the statement lists samples inline AND names a sample manifest; which one holds is ambiguous, so it is refused.",
+      );
+    if (!names.has(p.sampleManifest.subject))
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `the statement names the sample manifest "${p.sampleManifest.subject}" but has no subject of that name.`,
+      );
+    if (p.sampleCount === null || p.sampleCount < 1 || p.sampleMerkleRoot === null)
+      throw mismatch(
+        "the statement names a sample manifest but gives no sample count or sample Merkle root.",
+      );
+    return;
+  }
   if (p.samples === null) {
     if (p.sampleCount !== null || p.sampleMerkleRoot !== null)
       throw mismatch("the manifest gives a sample count or sample Merkle root but lists no samples.");

@@ -16,6 +16,7 @@ import { buildStatement, statementDigest } from "./manifest.js";
 import { selectMembers, unknownVersion, writeMembers } from "./materialize.js";
 import { merkleRoot } from "./merkle.js";
 import { memberEvents, versionId } from "./versions.js";
+import { enforceExport } from "../policy/enforce.js";
 
 // Other modules have long imported it from here.
 export { unknownVersion } from "./materialize.js";
@@ -53,6 +54,8 @@ export interface ExportResult {
 export async function exportVersion(ledger: Ledger, options: ExportOptions): Promise<ExportResult> {
   const known = await ledger.getDatasetVersion(options.version);
   if (known === undefined) throw unknownVersion(options.version, await ledger.listDatasetVersions());
+  // The curation policy in force (src/policy/), if any: required scans, allowed transforms.
+  await enforceExport(ledger, known.version);
   // Both outputs are refused before any work when they exist and may not be replaced.
   const signature = `${options.out.replace(/\/+$/, "")}.sigstore.json`;
   checkOutput(signature, { overwrite: options.overwrite === true });

@@ -46,7 +46,13 @@ export {
 export { ingestDelivery, type IngestOptions, type IngestResult } from "./ingest.js";
 export { exportVersion, type ExportOptions, type ExportResult } from "./export.js";
 export { readStoredDelivery, verifyStore, type StoreProblem } from "./store.js";
-export { registerModelFile, resolveModel, sha256File, type RegisterModelOptions } from "./model.js";
+export {
+  findModel,
+  registerModelFile,
+  resolveModel,
+  sha256File,
+  type RegisterModelOptions,
+} from "./model.js";
 export { registerModelDigest, type RegisterModelDigestInput } from "./model-digest.js";
 export { defaultRequireSignature } from "./policy.js";
 export {
@@ -98,4 +104,31 @@ export {
   type ModelSigningOptions,
   type VerifiedModelSignature,
 } from "./model-signing.js";
-export { findModel, traceModel, type ModelLineage, type ModelLineageEntry } from "./model-lineage.js";
+export { traceModel, type ModelLineage, type ModelLineageEntry } from "./model-lineage.js";
+export {
+  checkModelReputation,
+  modelReputation,
+  modelReputations,
+  setModelReputation,
+  trustSignedModel,
+  type ModelReputationRecord,
+  type SetModelReputationInput,
+  type SetModelReputationResult,
+} from "./model-reputation.js";
+export {
+  DELIVERY_PREDICATE_TYPE_V2,
+  expectedSampleManifest,
+  deliveredFiles,
+  type SampleManifestRef,
+} from "./manifest.js";
+export { MerkleBuilder, merkleLeafHash } from "./merkle.js";
+export {
+  SampleManifestWriter,
+  verifySampleManifest,
+  readSampleManifest,
+  sampleManifestPathFor,
+  SAMPLE_MANIFEST_SUBJECT,
+  SAMPLE_MANIFEST_FORMAT,
+  type ExpectedSampleManifest,
+  type SampleManifestSummary,
+} from "./sample-manifest.js";

@@ -13,13 +13,15 @@ import { createWriter, openDataset, type OpenOptions } from "../data/open.js";
 import { AntidoteError } from "../errors.js";
 import type { Ledger, LedgerEventInput, SampleRecord, Source } from "../ledger/types.js";
 import { VERSION } from "../version.js";
-import { buildStatement, statementDigest, type DeliveryStatement } from "./manifest.js";
+import { buildStatement, deliveredFiles, statementDigest, type DeliveryStatement } from "./manifest.js";
 import { openStatement, readSignature } from "./bundle.js";
 import { verifyDelivery } from "./delivery.js";
 import { merkleRoot } from "./merkle.js";
+import { sampleManifestPathFor } from "./sample-manifest.js";
 import { sha256File } from "./model.js";
 import { recordDigest } from "../ledger/chain.js";
 import { EVENT_BATCH, memberEvents, slug } from "./versions.js";
+import { enforceIngest } from "../policy/enforce.js";
 
 export interface IngestOptions {
   /** The delivered data: a file, directory or anything `openDataset` reads. */
@@ -27,6 +29,11 @@ export interface IngestOptions {
   source: string;
   /** A Sigstore bundle or DSSE envelope over the delivery's manifest. */
   signaturePath?: string;
+  /**
+   * The sample manifest file a v2 statement names (sample-manifest.ts); default: beside the
+   * signature (`sampleManifestPathFor`).
+   */
+  samplesPath?: string;
   /** Dataset name for the new version (default: the target's base name). */
   name?: string;
   readOptions?: OpenOptions;
@@ -86,6 +93,7 @@ export const inThreadStages: IngestStages = {
     await verifyDelivery(options.target, statement, {
       readOptions: options.readOptions,
       onProgress: options.onProgress,
+      ...samplesOption(options),
     });
   },
   stage: stageDelivery,
@@ -102,6 +110,8 @@ export async function ingestDelivery(
       "SOURCE_UNKNOWN",
       `source "${options.source}" is not registered; add it first with \`antidote source add ${options.source} --kind … --key pub.pem\`.`,
     );
+  // The curation policy in force (src/policy/), if any: signature and minimum reputation.
+  await enforceIngest(ledger, source, options.signaturePath !== undefined);
   const trusted = await stages.statement(source, options);
   const existing = await ledger.findDelivery(trusted.manifestDigest);
   if (existing !== undefined) {
@@ -148,6 +158,8 @@ async function stageDelivery(
     const verified = await verifyDelivery(options.target, statement, {
       readOptions: options.readOptions,
       onProgress: options.onProgress,
+      ...samplesOption(options),
+      keepSamples: false,
       onSample: async (sample) => {
         await writer.write(sample);
         const { id, digest, label, annotations } = sample;
@@ -155,7 +167,7 @@ async function stageDelivery(
       },
     });
     files = verified.files;
-    if (verified.samples.length === 0)
+    if (verified.sampleCount === 0)
       throw new AntidoteError("INPUT_FORMAT", `${options.target}: the delivery holds no samples to ingest.`);
     await writer.close();
   } catch (e) {
@@ -222,7 +234,7 @@ async function stageDelivery(
       source: source.name,
       keyId,
       sampleCount: samples.length,
-      files: statement.subject.length,
+      files: deliveredFiles(statement).length,
       merkleRoot: statement.predicate.merkleRoot,
       alreadyIngested: false,
     },
@@ -276,6 +288,14 @@ async function trustedStatement(source: Source, options: IngestOptions): Promise
   }
 }
 
+/** Where a v2 statement's sample manifest is: as given, else beside the signature. */
+function samplesOption(options: IngestOptions): { sampleManifest?: string } {
+  const path =
+    options.samplesPath ??
+    (options.signaturePath === undefined ? undefined : sampleManifestPathFor(options.signaturePath));
+  return path === undefined ? {} : { sampleManifest: path };
+}
+
 function alreadyIngested(
   existing: { deliveryId: string; datasetVersion: string },
   source: Source,
@@ -288,7 +308,7 @@ function alreadyIngested(
     source: source.name,
     keyId,
     sampleCount: statement.predicate.sampleCount ?? 0,
-    files: statement.subject.length,
+    files: deliveredFiles(statement).length,
     merkleRoot: statement.predicate.merkleRoot,
     alreadyIngested: true,
   };

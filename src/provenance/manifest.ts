@@ -2,6 +2,12 @@
 // (name + SHA-256) and whose predicate adds the Merkle root over them and, when the delivery
 // is a dataset Antidote can read, every sample's id and content digest. Signing the
 // statement (bundle.ts) therefore binds the exact bytes and the exact samples received.
+//
+// Two predicate versions. v1 lists the samples inline (`predicate.samples`): ~92 bytes a
+// sample, fine for thousands, a ~1 GB bundle for 10M. v2 may instead name a sample manifest
+// file (sample-manifest.ts) that is itself a subject: the predicate then carries only the
+// count and a Merkle root over it, and the bundle stays a few KB. Both are read and verified;
+// `buildStatement` writes v1 unless given a manifest path.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
@@ -15,22 +21,45 @@ import { AntidoteError, isAntidoteError, type AntidoteErrorCode } from "../error
 import { VERSION } from "../version.js";
 import { hashFiles } from "./hash-files.js";
 import { merkleRoot } from "./merkle.js";
+import {
+  MAX_BLOCK_SIZE,
+  SAMPLE_MANIFEST_FORMAT,
+  SAMPLE_MANIFEST_SUBJECT,
+  SampleManifestWriter,
+  type ExpectedSampleManifest,
+} from "./sample-manifest.js";
 
 export const STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
 export const DELIVERY_PREDICATE_TYPE = "https://antidote.dev/attestations/delivery/v1";
+export const DELIVERY_PREDICATE_TYPE_V2 = "https://antidote.dev/attestations/delivery/v2";
+
+/** Where a v2 statement's samples are listed: a subject file in sample-manifest.ts's format. */
+export interface SampleManifestRef {
+  /** The subject that is the manifest (always SAMPLE_MANIFEST_SUBJECT). */
+  subject: string;
+  format: typeof SAMPLE_MANIFEST_FORMAT;
+  /** Samples per Merkle leaf. */
+  blockSize: number;
+}
 
 export interface DeliveryStatement {
   _type: typeof STATEMENT_TYPE;
   subject: { name: string; digest: { sha256: string } }[];
-  predicateType: typeof DELIVERY_PREDICATE_TYPE;
+  predicateType: typeof DELIVERY_PREDICATE_TYPE | typeof DELIVERY_PREDICATE_TYPE_V2;
   predicate: {
-    /** Merkle root (merkle.ts) over the subjects' digests, in subject order. */
+    /** Merkle root (merkle.ts) over the subjects' digests, in subject order (the manifest included). */
     merkleRoot: string;
-    /** Merkle root over the sorted sample digests; null when the delivery is not a readable dataset. */
+    /**
+     * Inline samples: Merkle root over the sorted sample digests. With a sample manifest: the
+     * manifest's block Merkle root, in read order (sample-manifest.ts). Null when the delivery
+     * is not a readable dataset.
+     */
     sampleMerkleRoot: string | null;
     sampleCount: number | null;
-    /** Every sample in read order; null when the delivery is not a readable dataset. */
+    /** Every sample in read order; null when the delivery is not a readable dataset or they are in a manifest. */
     samples: { id: string; digest: string }[] | null;
+    /** v2 only: the samples are listed in this subject file instead. */
+    sampleManifest?: SampleManifestRef | null;
     createdAt: string;
     tool: { name: "antidote"; version: string };
   };
@@ -49,6 +78,11 @@ export interface BuildStatementOptions {
   createdAt?: string;
   /** Called when the target is not read as a dataset, with why (the statement then lists files only). */
   onNotDataset?: (reason: AntidoteError) => void;
+  /**
+   * Write the samples to a manifest file here (written atomically; replaced only with
+   * `force`) and make a v2 statement naming it, instead of listing them inline (v1).
+   */
+  sampleManifest?: { path: string; force?: boolean; inputs?: string[] };
 }
 
 /** Hash every delivered file and, when the target is a readable dataset, every sample. */
@@ -57,6 +91,11 @@ export async function buildStatement(
   options: BuildStatementOptions = {},
 ): Promise<DeliveryStatement> {
   const { files } = await listDeliveryFiles(target);
+  if (options.sampleManifest !== undefined && files.some((f) => f.name === SAMPLE_MANIFEST_SUBJECT))
+    throw new AntidoteError(
+      "USAGE",
+      `${target}: holds a file named "${SAMPLE_MANIFEST_SUBJECT}", the name reserved for the sample manifest; rename it or sign with --inline-samples.`,
+    );
   const digests = await hashFiles(
     files.map((f) => f.path),
     {
@@ -67,36 +106,101 @@ export async function buildStatement(
   const subject = files.map((f, i) => ({ name: f.name, digest: { sha256: digests[i]?.sha256 ?? "" } }));
 
   let samples: { id: string; digest: string }[] | null = null;
+  let manifest: ExpectedSampleManifest | null = null;
   const dataset = await openDeliveryDataset(target, options.readOptions, options.onNotDataset);
   if (dataset !== undefined) {
     const read: { id: string; digest: string }[] = [];
+    const spec = options.sampleManifest;
+    const writer =
+      spec === undefined
+        ? undefined
+        : await SampleManifestWriter.open(spec.path, {
+            overwrite: spec.force === true,
+            inputs: [target, ...(spec.inputs ?? [])],
+          });
     const total = dataset.info.count ?? 0;
+    let n = 0;
+    let unlistable: unknown;
     try {
       for await (const s of dataset.samples()) {
-        read.push({ id: s.id, digest: s.digest });
-        if (read.length % 1000 === 0) options.onProgress?.("samples", read.length, total);
+        if (writer === undefined) read.push({ id: s.id, digest: s.digest });
+        else
+          await writer.add(s.id, s.digest).catch((e: unknown) => {
+            unlistable = e; // an id the manifest cannot hold: the dataset reads, so this is no "not a dataset"
+            throw e;
+          });
+        if (++n % 1000 === 0) options.onProgress?.("samples", n, total);
       }
-      options.onProgress?.("samples", read.length, total);
-      if (read.length > 0) samples = read;
-      else options.onNotDataset?.(new AntidoteError("INPUT_FORMAT", `${target}: holds no samples.`));
+      options.onProgress?.("samples", n, total);
+      if (n === 0) {
+        await writer?.abort();
+        options.onNotDataset?.(new AntidoteError("INPUT_FORMAT", `${target}: holds no samples.`));
+      } else if (writer === undefined) samples = read;
+      else {
+        const written = await writer.close();
+        manifest = written;
+        subject.push({ name: SAMPLE_MANIFEST_SUBJECT, digest: { sha256: written.sha256 } });
+      }
     } catch (e) {
-      if (!readableAsFiles(e, options.readOptions)) throw e;
+      await writer?.abort();
+      if (!readableAsFiles(e, options.readOptions) || n > 0 || e === unlistable) throw e;
       options.onNotDataset?.(e);
     }
   }
 
+  const withManifest = options.sampleManifest !== undefined;
   return {
     _type: STATEMENT_TYPE,
     subject,
-    predicateType: DELIVERY_PREDICATE_TYPE,
+    predicateType: withManifest ? DELIVERY_PREDICATE_TYPE_V2 : DELIVERY_PREDICATE_TYPE,
     predicate: {
       merkleRoot: merkleRoot(subject.map((s) => s.digest.sha256)),
-      sampleMerkleRoot: samples === null ? null : merkleRoot(samples.map((s) => s.digest).sort()),
-      sampleCount: samples === null ? null : samples.length,
+      sampleMerkleRoot:
+        manifest !== null
+          ? manifest.merkleRoot
+          : samples === null
+            ? null
+            : merkleRoot(samples.map((s) => s.digest).sort()),
+      sampleCount: manifest?.count ?? samples?.length ?? null,
       samples,
+      ...(withManifest && {
+        sampleManifest:
+          manifest === null
+            ? null
+            : {
+                subject: SAMPLE_MANIFEST_SUBJECT,
+                format: SAMPLE_MANIFEST_FORMAT,
+                blockSize: manifest.blockSize,
+              },
+      }),
       createdAt: options.createdAt ?? new Date().toISOString(),
       tool: { name: "antidote", version: VERSION },
     },
+  };
+}
+
+/** The delivered files a statement lists: its subjects less its sample manifest. */
+export function deliveredFiles(statement: DeliveryStatement): DeliveryStatement["subject"] {
+  const manifest = statement.predicate.sampleManifest?.subject;
+  return manifest === undefined ? statement.subject : statement.subject.filter((s) => s.name !== manifest);
+}
+
+/** What a statement promises about its sample manifest, or null when it lists samples inline or none. */
+export function expectedSampleManifest(statement: DeliveryStatement): ExpectedSampleManifest | null {
+  const p = statement.predicate;
+  const ref = p.sampleManifest;
+  if (ref === undefined || ref === null) return null;
+  const subject = statement.subject.find((s) => s.name === ref.subject);
+  if (subject === undefined || p.sampleCount === null || p.sampleMerkleRoot === null)
+    throw new AntidoteError(
+      "INPUT_FORMAT",
+      `the statement names the sample manifest "${ref.subject}" but lacks its subject, sampleCount or sampleMerkleRoot.`,
+    );
+  return {
+    sha256: subject.digest.sha256,
+    count: p.sampleCount,
+    merkleRoot: p.sampleMerkleRoot,
+    blockSize: ref.blockSize,
   };
 }
 
@@ -123,6 +227,9 @@ export function canonicalStatement(statement: DeliveryStatement): Buffer {
 
 // ── validation of statements received from others ─────────────────────────────────────
 
+/** More samples than any delivery holds (10^12): a count past it is refused unread. */
+export const MAX_SAMPLE_COUNT = 1e12;
+
 const HEX_SHA256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a lowercase hex SHA-256 digest");
 
 // Loose objects keep fields we do not know (a newer tool's additions, other digest
@@ -135,12 +242,20 @@ export const deliveryStatementSchema = z.looseObject({
       digest: z.looseObject({ sha256: HEX_SHA256 }),
     }),
   ),
-  predicateType: z.literal(DELIVERY_PREDICATE_TYPE),
+  predicateType: z.enum([DELIVERY_PREDICATE_TYPE, DELIVERY_PREDICATE_TYPE_V2]),
   predicate: z.looseObject({
     merkleRoot: HEX_SHA256,
     sampleMerkleRoot: HEX_SHA256.nullable(),
-    sampleCount: z.number().int().nonnegative().nullable(),
+    sampleCount: z.number().int().nonnegative().max(MAX_SAMPLE_COUNT, "is absurdly large").nullable(),
     samples: z.array(z.looseObject({ id: z.string(), digest: HEX_SHA256 })).nullable(),
+    sampleManifest: z
+      .looseObject({
+        subject: z.literal(SAMPLE_MANIFEST_SUBJECT),
+        format: z.literal(SAMPLE_MANIFEST_FORMAT),
+        blockSize: z.number().int().min(1).max(MAX_BLOCK_SIZE),
+      })
+      .nullable()
+      .optional(),
     createdAt: z.string().min(1),
     tool: z.looseObject({ name: z.literal("antidote"), version: z.string() }),
   }),
@@ -149,7 +264,20 @@ export const deliveryStatementSchema = z.looseObject({
 /** Validate a parsed statement; the message names `where` and the field at fault. */
 export function parseStatement(value: unknown, where: string): DeliveryStatement {
   const r = deliveryStatementSchema.safeParse(value);
-  if (r.success) return r.data;
+  if (r.success) {
+    const p = r.data.predicate;
+    if (p.sampleManifest !== undefined && r.data.predicateType === DELIVERY_PREDICATE_TYPE)
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `${where}: statement.predicate.sampleManifest: a v1 delivery predicate cannot name a sample manifest.`,
+      );
+    if (p.sampleManifest != null && p.samples !== null)
+      throw new AntidoteError(
+        "INPUT_FORMAT",
+        `${where}: statement.predicate: lists samples inline AND names a sample manifest; which one holds is ambiguous, so it is refused.`,
+      );
+    return r.data;
+  }
   const issue = r.error.issues[0];
   const field =
     issue === undefined

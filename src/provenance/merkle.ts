@@ -36,3 +36,52 @@ function sha256(...parts: Buffer[]): Buffer {
   for (const p of parts) h.update(p);
   return h.digest();
 }
+
+/**
+ * The same root, built one leaf at a time in O(log n) memory: a stack of the roots of perfect
+ * subtrees (RFC 6962's compact range), merged as soon as two have the same size and folded
+ * right to left at the end, which is RFC 6962's split at the largest power of two. Leaves are
+ * given as their data (`add`, hashed here with the leaf prefix) or as leaf hashes already
+ * computed elsewhere (`addLeafHash`, e.g. on the thread pool).
+ */
+export class MerkleBuilder {
+  #stack: { hash: Buffer; size: number }[] = [];
+  #count = 0;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Add a leaf whose data is `data` (for a digest leaf: its 32 bytes). */
+  add(data: Uint8Array): void {
+    this.addLeafHash(merkleLeafHash(data));
+  }
+
+  /** Add a leaf by its hash, SHA-256(0x00 ‖ data). */
+  addLeafHash(hash: Buffer): void {
+    let node = { hash, size: 1 };
+    this.#count++;
+    for (
+      let top = this.#stack.at(-1);
+      top !== undefined && top.size === node.size;
+      top = this.#stack.at(-1)
+    ) {
+      this.#stack.pop();
+      node = { hash: sha256(NODE_PREFIX, top.hash, node.hash), size: node.size * 2 };
+    }
+    this.#stack.push(node);
+  }
+
+  /** Hex root over the leaves added so far (SHA-256 of nothing when there are none). */
+  root(): string {
+    if (this.#stack.length === 0) return createHash("sha256").digest("hex");
+    let hash = this.#stack[this.#stack.length - 1]!.hash;
+    for (let i = this.#stack.length - 2; i >= 0; i--) hash = sha256(NODE_PREFIX, this.#stack[i]!.hash, hash);
+    return hash.toString("hex");
+  }
+}
+
+/** SHA-256(0x00 ‖ data): the hash of a leaf. */
+export function merkleLeafHash(data: Uint8Array): Buffer {
+  return createHash("sha256").update(LEAF_PREFIX).update(data).digest();
+}

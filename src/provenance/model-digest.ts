@@ -1,12 +1,15 @@
 // Registering a model by its digest, when the file stays where it was trained (the server
 // is told the SHA-256; it is not sent hundreds of megabytes to hash). Everything else is as
-// `registerModelFile`: the dataset versions it was trained on must be in the ledger, a base
-// model is named by digest or unique prefix, and registering the same digest twice writes
-// nothing.
+// `registerModelFile`, which hashes the file and comes here: the dataset versions it was
+// trained on must be in the ledger and pass the curation policy's required scans, a base model
+// is named by digest or unique prefix and must not be distrusted (the foundation-model
+// reputation list), and registering the same digest twice writes nothing.
 import { AntidoteError } from "../errors.js";
 import type { Ledger, ModelRecord } from "../ledger/types.js";
 import { unknownVersion } from "./export.js";
+import { enforceTraining } from "../policy/enforce.js";
 import { resolveModel } from "./model.js";
+import { checkModelReputation } from "./model-reputation.js";
 import { appendOptions, type ActorOptions } from "./sources.js";
 
 export interface RegisterModelDigestInput {
@@ -18,6 +21,8 @@ export interface RegisterModelDigestInput {
   base?: string;
   /** Default "onnx". */
   format?: string;
+  /** Refuse unless the base model is on the trusted list (model-reputation.ts). */
+  requireTrustedBase?: boolean;
 }
 
 export async function registerModelDigest(
@@ -31,7 +36,15 @@ export async function registerModelDigest(
   for (const version of input.trainedOn)
     if ((await ledger.getDatasetVersion(version)) === undefined)
       throw unknownVersion(version, await ledger.listDatasetVersions());
+  // The curation policy in force (src/policy/), if any: required scans on the training data.
+  await enforceTraining(ledger, input.trainedOn);
   const baseModel = input.base === undefined ? null : await resolveModel(ledger, input.base);
+  // A distrusted base (or model) is refused here, where inheriting its poisoning would start.
+  await checkModelReputation(ledger, {
+    digest,
+    base: baseModel,
+    ...(input.requireTrustedBase === true && { requireTrustedBase: true }),
+  });
   const existing = await ledger.getModel(digest);
   if (existing !== undefined) return { model: existing, alreadyRegistered: true };
   await ledger.append(

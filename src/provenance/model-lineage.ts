@@ -3,9 +3,9 @@
 // model survives fine-tuning often enough (Kurita et al. 2020; Hubinger et al. 2024) that when
 // a base is found poisoned, every descendant is suspect: `trace --model <base>` lists them with
 // their deployment status, so they can be audited or suspended.
-import { AntidoteError } from "../errors.js";
 import type { LedgerReader } from "../ledger/index.js";
 import type { Finding, ModelRecord, ModelStatus } from "../ledger/types.js";
+import { findModel } from "./model.js";
 
 export interface ModelLineageEntry extends ModelRecord {
   status: ModelStatus["status"];
@@ -23,20 +23,6 @@ export interface ModelLineage {
   descendants: (ModelLineageEntry & { base: string })[];
   /** Findings recorded on the model or any ancestor (audits, monitors), most severe first. */
   findings: (Finding & { seq: number })[];
-}
-
-/** Resolve a digest or unique prefix among the registered models. */
-export function findModel(models: readonly ModelRecord[], digestOrPrefix: string): ModelRecord {
-  const prefix = digestOrPrefix.toLowerCase();
-  const matches = models.filter((m) => m.digest.startsWith(prefix));
-  if (matches.length === 0)
-    throw new AntidoteError("NOT_FOUND", `model ${digestOrPrefix} is not registered.`);
-  if (matches.length > 1)
-    throw new AntidoteError(
-      "USAGE",
-      `model "${digestOrPrefix}" matches ${matches.length} registered models; give more digits.`,
-    );
-  return matches[0]!;
 }
 
 export async function traceModel(ledger: LedgerReader, digestOrPrefix: string): Promise<ModelLineage> {

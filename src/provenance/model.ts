@@ -4,8 +4,8 @@ import { createHash } from "node:crypto";
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { AntidoteError } from "../errors.js";
-import type { Ledger, ModelRecord } from "../ledger/types.js";
-import { unknownVersion } from "./export.js";
+import type { Ledger, LedgerReader, ModelRecord } from "../ledger/types.js";
+import { registerModelDigest } from "./model-digest.js";
 
 export interface RegisterModelOptions {
   file: string;
@@ -13,6 +13,8 @@ export interface RegisterModelOptions {
   /** The base model's digest, or a unique prefix of it. */
   base?: string;
   name: string;
+  /** Refuse unless the base model is on the trusted list (model-reputation.ts). */
+  requireTrustedBase?: boolean;
 }
 
 export async function registerModelFile(ledger: Ledger, options: RegisterModelOptions): Promise<ModelRecord> {
@@ -21,30 +23,23 @@ export async function registerModelFile(ledger: Ledger, options: RegisterModelOp
   if (!statSync(file).isFile())
     throw new AntidoteError("INPUT_FORMAT", `${file}: is a directory, not a model file.`);
   await requireOnnx(file);
-  for (const version of options.trainedOn)
-    if ((await ledger.getDatasetVersion(version)) === undefined)
-      throw unknownVersion(version, await ledger.listDatasetVersions());
-  const baseModel = options.base === undefined ? null : await resolveModel(ledger, options.base);
-  const digest = await sha256File(file);
-  const existing = await ledger.getModel(digest);
-  if (existing !== undefined) return existing;
-  await ledger.append([
-    {
-      kind: "model.registered",
-      payload: { digest, name: options.name, trainedOn: options.trainedOn, baseModel, format: "onnx" },
-    },
-  ]);
-  const record = await ledger.getModel(digest);
-  if (record === undefined)
-    throw new AntidoteError("INTERNAL", `model ${digest} was appended but cannot be read back.`);
-  return record;
+  // Hashing the file is all that is particular to it; the checks (versions, policy, the
+  // foundation-model reputation list) are those of a registration by digest, the server's.
+  const { model } = await registerModelDigest(ledger, {
+    digest: await sha256File(file),
+    name: options.name,
+    trainedOn: options.trainedOn,
+    ...(options.base !== undefined && { base: options.base }),
+    ...(options.requireTrustedBase === true && { requireTrustedBase: true }),
+  });
+  return model;
 }
 
-/** A registered model by full digest or unique prefix. */
-export async function resolveModel(ledger: Ledger, digestOrPrefix: string): Promise<string> {
+/** A registered model by full digest or unique prefix, among `models`. */
+export function findModel(models: readonly ModelRecord[], digestOrPrefix: string): ModelRecord {
   const prefix = digestOrPrefix.toLowerCase();
-  const matches = (await ledger.listModels()).filter((m) => m.digest.startsWith(prefix));
-  if (matches.length === 1) return matches[0]?.digest ?? prefix;
+  const matches = models.filter((m) => m.digest.startsWith(prefix));
+  if (matches.length === 1) return matches[0]!;
   if (matches.length === 0)
     throw new AntidoteError(
       "NOT_FOUND",
@@ -54,6 +49,11 @@ export async function resolveModel(ledger: Ledger, digestOrPrefix: string): Prom
     "USAGE",
     `model prefix "${digestOrPrefix}" matches ${matches.length} models; give more digits.`,
   );
+}
+
+/** A registered model's full digest, from its digest or a unique prefix. */
+export async function resolveModel(ledger: LedgerReader, digestOrPrefix: string): Promise<string> {
+  return findModel(await ledger.listModels(), digestOrPrefix).digest;
 }
 
 // An ONNX file is a protobuf ModelProto whose first field is ir_version (field 1, varint):

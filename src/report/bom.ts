@@ -4,6 +4,8 @@
 // builds, sorts and serializes what it models; the parts of 1.6 it does not model yet
 // (component `modelCard`, `pedigree`, `data`) are added to its JSON output, and the whole
 // document is then checked against the 1.6 schema, so a BOM we hand out always validates.
+// Nothing in it is a fixed value: each data component's SHA-256 is the version's Merkle root
+// from the ledger, and the model card's task is read off the training data's labels.
 import { Enums, Models, Serialize, Spec, Validation } from "@cyclonedx/cyclonedx-library";
 import canonicalize from "canonicalize";
 import { randomUUID } from "node:crypto";
@@ -21,11 +23,14 @@ export interface DatasetProvenance {
   lineage: (Transform & { version: string; at: string })[];
   findingsCount: number;
   quarantinedCount: number;
+  /** The distinct labels of the members, sorted (from the ledger: when at most MAX_CLASSES). */
   classes?: string[];
   /** Files of an exported copy, when there is one. */
   files?: { path: string; sha256: string; size: number }[];
   /** Per-annotator labels among the members (`SampleRecord.annotations`), when they were counted. */
   annotations?: { annotatedSamples: number; labels: number; annotators: string[] };
+  /** Members that carry a label, and how many distinct labels, when they were counted. */
+  labelling?: { labelled: number; distinct: number };
 }
 
 export interface ModelBomInput {
@@ -110,14 +115,14 @@ export async function buildModelBom(input: ModelBomInput, options: ModelBomOptio
 
   const json = JSON.parse(new Serialize.JsonSerializer(factory).serialize(bom, NORMALIZE)) as BomJson;
   const subject = json.metadata.component;
-  subject.modelCard = modelCard(input.model, datasets, input.findings ?? [], "classification");
+  subject.modelCard = modelCard(input.model, datasets, input.findings ?? []);
   if (input.baseModels.length > 0) {
     const ancestors = input.baseModels.map((base) => {
       const normalized = factory.makeForComponent().normalize(modelComponent(base), NORMALIZE);
       if (normalized === undefined)
         throw new AntidoteError("INTERNAL", `base model ${base.digest} did not serialize.`);
       const ancestor: ComponentJson = normalized;
-      ancestor.modelCard = modelCard(base, datasets, [], undefined);
+      ancestor.modelCard = modelCard(base, datasets, []);
       return ancestor;
     });
     subject.pedigree = { ancestors };
@@ -266,7 +271,14 @@ function dataComponent(dataset: DatasetProvenance): Models.Component {
     version: version.version,
     description: `Dataset version ${version.version} of ${version.name}: ${version.sampleCount} samples from ${plural(dataset.sources.length, "source")}, ${dataset.quarantinedCount} quarantined.`,
   });
-  // The Merkle root identifies the set of sample digests, not a file, so it is not a `hash`.
+  // The data's identity is the set of its samples: the SHA-256 Merkle root over their sorted
+  // digests, as the ledger recorded it (files of an export are components with their own).
+  if (!SHA256_HEX.test(version.merkleRoot))
+    throw new AntidoteError(
+      "INTERNAL",
+      `buildModelBom: dataset version ${version.version} has Merkle root "${version.merkleRoot}", which is not a SHA-256.`,
+    );
+  component.hashes.set(SHA256, version.merkleRoot.toLowerCase());
   addProperty(component, "antidote:merkle-root", version.merkleRoot);
   addProperty(component, "antidote:sample-count", String(version.sampleCount));
   addProperty(component, "antidote:created-at", version.createdAt);
@@ -327,9 +339,6 @@ function dataComponent(dataset: DatasetProvenance): Models.Component {
     addProperty(fileComponent, "antidote:size", String(file.size));
     component.components.add(fileComponent);
   }
-  // A one-file export is the dataset's bytes; several files are hashed one by one above.
-  const only = dataset.files?.length === 1 ? dataset.files[0] : undefined;
-  if (only !== undefined) component.hashes.set(SHA256, only.sha256);
   return component;
 }
 
@@ -370,14 +379,44 @@ function addDataParts(
   if (ancestors.length > 0) component.pedigree = { ancestors };
 }
 
+/**
+ * The model's task, as its training data shows it: "classification" when every sample of
+ * every version it was trained on carries one of a finite set of labels. The ledger records
+ * no task of its own, so anything else is left unstated, and the basis is said either way.
+ */
+export function taskFromTrainingData(
+  model: ModelRecord,
+  datasets: ReadonlyMap<string, DatasetProvenance>,
+): { task?: string; basis: string } {
+  const trainedOn = model.trainedOn.map((v) => datasets.get(v));
+  if (trainedOn.length === 0) return { basis: "no training data recorded" };
+  let samples = 0;
+  let labelled = 0;
+  const classes = new Set<string>();
+  for (const dataset of trainedOn) {
+    if (dataset?.labelling === undefined)
+      return { basis: "the labels of its training data were not counted" };
+    samples += dataset.version.sampleCount;
+    labelled += dataset.labelling.labelled;
+    if (dataset.classes === undefined)
+      return { basis: `its training data holds ${dataset.labelling.distinct} or more distinct labels` };
+    for (const c of dataset.classes) classes.add(c);
+  }
+  const counted = `${labelled} of ${samples} training samples labelled, ${plural(classes.size, "distinct label")}`;
+  return labelled === samples && samples > 0 && classes.size > 1
+    ? { task: "classification", basis: `from the training data: ${counted}` }
+    : { basis: `not classification by its training data: ${counted}` };
+}
+
 function modelCard(
   model: ModelRecord,
   datasets: ReadonlyMap<string, DatasetProvenance>,
   findings: NonNullable<ModelBomInput["findings"]>,
-  task: string | undefined,
 ): ModelCardJson {
   const trainedOn = model.trainedOn.filter((v) => datasets.has(v));
+  const { task, basis } = taskFromTrainingData(model, datasets);
   const card: ModelCardJson = { modelParameters: task !== undefined ? { task } : {} };
+  card.properties = [{ name: "antidote:task-basis", value: basis }];
   if (trainedOn.length > 0) card.modelParameters.datasets = trainedOn.map((v) => ({ ref: dataRef(v) }));
   const ranked = [...findings].sort(
     (a, b) =>
@@ -406,11 +445,11 @@ function modelCard(
     }
   }
   if (limitations.length > 0) card.considerations = { technicalLimitations: limitations };
-  if (ranked.length > 0)
-    card.properties = ranked.map((f) => ({
+  for (const f of ranked)
+    card.properties.push({
       name: "antidote:finding",
       value: canonicalize({ kind: f.kind, subjectId: f.subjectId, score: f.score, check: f.check }) ?? "",
-    }));
+    });
   return card;
 }
 

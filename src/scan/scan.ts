@@ -47,6 +47,7 @@ import { spectre } from "../detect/spectre.js";
 import { spectralSignature } from "../detect/spectral-signature.js";
 import { activationClustering } from "../detect/activation-clustering.js";
 import { featureOutliers } from "../detect/feature-outliers.js";
+import { enforcePolicy, scanCoverageEvent } from "../policy/enforce.js";
 
 export const SCAN_CHECK = "scan";
 export const SCAN_VERSION = "1.0.0";
@@ -528,13 +529,21 @@ async function recordFindings(
   report: ScanReport,
 ): Promise<NonNullable<ScanReport["ledger"]>> {
   const findings = scanFindings(report);
-  const events =
-    findings.length === 0
-      ? []
-      : await ledger.append(findings.map((payload) => ({ kind: "finding.recorded" as const, payload })));
   const versions = (await ledger.listDatasetVersions())
     .filter((v) => v.merkleRoot === report.dataset.merkleRoot)
     .map((v) => v.version);
+  // With the findings, which detectors scanned each version holding exactly these samples: a
+  // curation policy's requiredScans reads it before export or training (policy/enforce.ts).
+  const ran = report.results.map((r) => r.detector);
+  const coverage = versions.map((v) => scanCoverageEvent(v, report.dataset.merkleRoot, ran));
+  const toAppend = [
+    ...findings.map((payload) => ({ kind: "finding.recorded" as const, payload })),
+    ...coverage,
+  ];
+  const appended = toAppend.length === 0 ? [] : await ledger.append(toAppend);
+  const events = appended.filter((e) => e.kind === "finding.recorded");
+  // A policy's autoQuarantine and maxFlagRate act on findings as they are recorded.
+  if (findings.length > 0) await enforcePolicy(ledger);
   return {
     location: ledger.location,
     findings: findings.length,

@@ -26,6 +26,8 @@ import { overviewRoutes } from "./routes/overview.js";
 import { modelRoutes } from "./routes/models.js";
 import { modelStatusRoutes } from "./routes/model-status.js";
 import { sourceRoutes } from "./routes/sources.js";
+import { policyRoutes } from "./routes/policy.js";
+import { evidenceRoutes } from "./routes/evidence.js";
 import { telemetryRoutes } from "./routes/telemetry.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { traceRoutes } from "./routes/trace.js";
@@ -56,6 +58,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   );
   const uploads = { limits, uploadDir: deps.uploadDir };
   app.route("/v1", sourceRoutes(ledger));
+  app.route("/v1", policyRoutes(ledger));
   app.route("/v1", traceRoutes(ledger));
   app.route("/v1", deliveryRoutes(ledger, { ...uploads, ingest: deps.ingest, log }));
   app.route("/v1", versionRoutes(ledger));
@@ -63,6 +66,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route("/v1", decisionRoutes(ledger));
   app.route("/v1", modelRoutes(ledger));
   app.route("/v1", modelStatusRoutes(ledger));
+  app.route("/v1", evidenceRoutes(ledger));
   app.route(
     "/v1",
     telemetryRoutes(ledger, {

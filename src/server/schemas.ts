@@ -102,6 +102,40 @@ export const modelSchema = z
   })
   .openapi("Model");
 
+const lineageEntry = modelSchema.extend({ status: z.enum(["active", "suspended"]), depth: z.number().int() });
+
+export const modelLineageSchema = z
+  .object({
+    model: lineageEntry,
+    ancestors: z.array(lineageEntry),
+    unregisteredBase: z.string().nullable(),
+    descendants: z.array(lineageEntry.extend({ base: z.string() })),
+    findings: z.array(
+      z.looseObject({ seq: z.number().int(), subjectId: z.string(), kind: z.string(), score: z.number() }),
+    ),
+  })
+  .openapi("ModelLineage");
+
+export const modelReputationSchema = z
+  .object({
+    digest: z.string(),
+    verdict: z.enum(["trusted", "distrusted"]),
+    reason: z.string(),
+    publisher: z.string().nullable(),
+    seq: z.number().int(),
+    at: iso,
+    actor: z.string(),
+  })
+  .openapi("ModelReputation");
+
+export const modelReputationBody = z
+  .object({
+    verdict: z.enum(["trusted", "distrusted"]),
+    reason: z.string().min(1, "say why (it is recorded in the ledger)").max(2_000),
+  })
+  .strict()
+  .openapi("ModelReputationInput");
+
 export const apiTokenSchema = z
   .object({
     tokenId: z.string(),
@@ -226,6 +260,8 @@ export const registerModelBody = z
       .regex(/^[0-9a-f]{8,64}$/, "a model digest (hex; a unique prefix will do)")
       .optional(),
     format: name.max(50).optional(),
+    /** Refuse unless the base is on the trusted list (the foundation-model reputation list). */
+    requireTrustedBase: z.boolean().optional(),
   })
   .openapi("RegisterModel");
 

@@ -320,6 +320,7 @@ describe.each(BACKENDS)("ledger chain on $name", (backend) => {
       "0003-service",
       "0004-delivery-refusals",
       "0005-telemetry",
+      "0006-events-by-kind",
     ]);
   });
 

@@ -340,6 +340,7 @@ describe("other targets", () => {
     await expect(verifyDelivery(config, statement)).resolves.toEqual({
       files: [{ path: "config.json", sha256: sha256File(config), size: readFileSync(config).length }],
       samples: [],
+      sampleCount: 0,
     });
   });
 

@@ -180,7 +180,11 @@ describe("buildModelBom", () => {
     expect(subject.type).toBe("machine-learning-model");
     expect(subject.name).toBe(model.name);
     expect(subject.hashes).toEqual([{ alg: "SHA-256", content: model.digest }]);
+    // The task is read off the training data: every one of its 488 samples carries ham or spam.
     expect(subject.modelCard?.modelParameters.task).toBe("classification");
+    expect(
+      subject.modelCard?.properties?.filter((p) => p.name === "antidote:task-basis").map((p) => p.value),
+    ).toEqual(["from the training data: 488 of 488 training samples labelled, 2 distinct labels"]);
 
     const refs = subject.modelCard?.modelParameters.datasets?.map((d) => d.ref) ?? [];
     expect(refs).toHaveLength(model.trainedOn.length);
@@ -208,9 +212,9 @@ describe("buildModelBom", () => {
     expect(revoked).toHaveLength(1);
     expect(revoked[0]).toContain(cleanAProvenance.version.version);
     expect(revoked[0]).toContain(cleanAProvenance.deliveries[0]?.keyId ?? "?");
-    const findings = (card?.properties ?? []).map(
-      (p) => JSON.parse(p.value) as { kind: string; score: number },
-    );
+    const findings = (card?.properties ?? [])
+      .filter((p) => p.name === "antidote:finding")
+      .map((p) => JSON.parse(p.value) as { kind: string; score: number });
     expect(findings.map((f) => [f.kind, f.score])).toEqual([
       ["backdoor-trigger", 4.1],
       ["label-issue-rate", 0.035],
@@ -247,8 +251,8 @@ describe("buildModelBom", () => {
     }
     const clean = byRef(bom, `data:${cleanAProvenance.version.version}`);
     const file = cleanAProvenance.files?.[0];
-    // A one-file export: the file's SHA-256 is the data component's hash, and the file is listed.
-    expect(clean.hashes).toEqual([{ alg: "SHA-256", content: file?.sha256 }]);
+    // The data component's SHA-256 is the version's Merkle root; the exported file is listed with its own.
+    expect(clean.hashes).toEqual([{ alg: "SHA-256", content: cleanAProvenance.version.merkleRoot }]);
     expect(
       clean.components?.map((c) => [c.type, c.name, c.hashes?.[0]?.content, props(c, "antidote:size")[0]]),
     ).toEqual([["file", file?.path, file?.sha256, String(file?.size)]]);
@@ -277,8 +281,43 @@ describe("buildModelBom", () => {
     expect(clean.pedigree?.ancestors.map((a) => [a.type, a.name, a.version])).toEqual([
       ["data", rootAProvenance.version.name, rootAProvenance.version.version],
     ]);
-    // No data component has a file hash standing in for its Merkle root.
-    expect(byRef(bom, `data:${crawlProvenance.version.version}`).hashes).toBeUndefined();
+    // Every data component is hashed by its own Merkle root, export or not.
+    expect(byRef(bom, `data:${crawlProvenance.version.version}`).hashes).toEqual([
+      { alg: "SHA-256", content: crawlProvenance.version.merkleRoot },
+    ]);
+  });
+
+  it("states no task when the training data does not show one, and says why", async () => {
+    const partly = { ...crawlProvenance, labelling: { labelled: 150, distinct: 2 } };
+    const input = bomInput();
+    const bom = bomSchema.parse(
+      await buildModelBom(
+        {
+          ...input,
+          datasets: input.datasets.map((d) => (d.version === crawlProvenance.version ? partly : d)),
+        },
+        { serialNumber: SERIAL, timestamp: WHEN },
+      ),
+    );
+    const card = bom.metadata.component.modelCard;
+    expect(card?.modelParameters.task).toBeUndefined();
+    expect(card?.properties?.find((p) => p.name === "antidote:task-basis")?.value).toBe(
+      "not classification by its training data: 438 of 488 training samples labelled, 2 distinct labels",
+    );
+    const uncounted = { ...crawlProvenance, labelling: undefined };
+    const bom2 = bomSchema.parse(
+      await buildModelBom(
+        {
+          ...input,
+          datasets: input.datasets.map((d) => (d.version === crawlProvenance.version ? uncounted : d)),
+        },
+        { serialNumber: SERIAL, timestamp: WHEN },
+      ),
+    );
+    expect(bom2.metadata.component.modelCard?.modelParameters.task).toBeUndefined();
+    expect(bom2.metadata.component.modelCard?.properties?.[0]?.value).toBe(
+      "the labels of its training data were not counted",
+    );
   });
 
   it("is byte-for-byte deterministic given a serial number and timestamp", async () => {

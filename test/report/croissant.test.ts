@@ -4,7 +4,13 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { AntidoteError } from "../../src/errors.js";
-import { buildCroissant, CROISSANT_1_0, NOT_RECORDED } from "../../src/report/croissant.js";
+import {
+  buildCroissant,
+  CROISSANT_1_0,
+  CROISSANT_RAI_1_0,
+  NOT_RECORDED,
+  type CroissantInput,
+} from "../../src/report/croissant.js";
 import type { DatasetProvenance } from "../../src/report/bom.js";
 import {
   cleanAProvenance,
@@ -26,13 +32,14 @@ const field = z.object({
   dataType: z.union([text, texts]),
   source: z.object({ fileObject: z.object({ "@id": text }), extract: z.object({ column: text }) }).optional(),
 });
+const SAMPLES_FILE = { path: "spam.samples.csv", sha256: sha256("rows"), size: 1234 };
 const recordSet = z.object({
   "@type": z.literal("cr:RecordSet"),
   "@id": text,
   name: text,
   key: z.object({ "@id": text }).optional(),
   field: z.array(field).min(1),
-  data: z.array(z.record(z.string(), z.union([z.string(), z.number()]))).optional(),
+  data: z.array(z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))).optional(),
 });
 /** The fields Croissant 1.0 (and its RAI extension) requires or we promise to fill. */
 const croissantSchema = z.object({
@@ -48,10 +55,12 @@ const croissantSchema = z.object({
     field: z.literal("cr:field"),
   }),
   "@type": z.literal("sc:Dataset"),
-  conformsTo: z.literal(CROISSANT_1_0),
+  conformsTo: z.tuple([z.literal(CROISSANT_1_0), z.literal(CROISSANT_RAI_1_0)]),
   name: text,
   description: text,
-  license: text.optional(),
+  license: text,
+  creator: z.object({ "@type": z.literal("sc:Organization"), name: text }),
+  citeAs: text,
   version: text,
   datePublished: z.iso.datetime(),
   dateCreated: z.iso.datetime(),
@@ -62,20 +71,32 @@ const croissantSchema = z.object({
   "rai:dataCollectionRawData": text,
   "rai:dataAnnotationProtocol": text,
   "rai:dataAnnotationPlatform": texts,
-  "rai:annotationsPerItem": text.optional(),
+  "rai:annotationsPerItem": text,
+  "rai:machineAnnotationTools": texts,
+  "rai:dataManipulationProtocol": texts,
   "rai:dataPreprocessingProtocol": texts,
   "rai:dataBiases": texts,
   "rai:dataLimitations": texts,
   distribution: z.array(
-    z.object({
-      "@type": z.literal("cr:FileObject"),
-      "@id": text,
-      name: text,
-      contentUrl: text,
-      contentSize: z.string().regex(/^\d+ B$/),
-      encodingFormat: text,
-      sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    }),
+    z.union([
+      z.object({
+        "@type": z.literal("cr:FileObject"),
+        "@id": text,
+        name: text,
+        contentUrl: text,
+        contentSize: z.string().regex(/^\d+ B$/),
+        encodingFormat: text,
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      }),
+      z.object({
+        "@type": z.literal("cr:FileSet"),
+        "@id": text,
+        name: text,
+        description: text,
+        encodingFormat: text,
+        includes: text,
+      }),
+    ]),
   ),
   recordSet: z.array(recordSet).min(1),
 });
@@ -83,14 +104,20 @@ type Croissant = z.infer<typeof croissantSchema>;
 
 const WHEN = new Date("2025-03-02T00:00:00.000Z");
 
-function build(input: DatasetProvenance, extra: { license?: string } = {}): { raw: object; doc: Croissant } {
-  const raw = buildCroissant({ ...input, name: "spam-filter-training", ...extra }, { timestamp: WHEN });
+function build(
+  input: DatasetProvenance,
+  extra: Partial<CroissantInput> = {},
+): { raw: object; doc: Croissant } {
+  const raw = buildCroissant(
+    { ...input, name: "spam-filter-training", samples: { file: SAMPLES_FILE }, ...extra },
+    { timestamp: WHEN },
+  );
   return { raw, doc: croissantSchema.parse(raw) };
 }
 
-function samples(doc: Croissant): z.infer<typeof recordSet> {
-  const set = doc.recordSet.find((r) => r["@id"] === "samples");
-  if (set === undefined) throw new Error("no samples record set");
+function samples(doc: Croissant, id = "samples"): z.infer<typeof recordSet> {
+  const set = doc.recordSet.find((r) => r["@id"] === id);
+  if (set === undefined) throw new Error(`no ${id} record set`);
   return set;
 }
 
@@ -126,10 +153,19 @@ describe("buildCroissant", () => {
     expect(JSON.stringify(raw)).toContain(cleanAProvenance.version.merkleRoot);
   });
 
-  it("lists each exported file as a cr:FileObject with its SHA-256 and size, and reads fields from it", () => {
+  it("lists the per-sample CSV and each exported file as a cr:FileObject with SHA-256, and reads every field from one", () => {
     const { doc } = build(cleanAProvenance);
     const file = cleanAProvenance.files?.[0];
     expect(doc.distribution).toEqual([
+      {
+        "@type": "cr:FileObject",
+        "@id": SAMPLES_FILE.path,
+        name: SAMPLES_FILE.path,
+        contentUrl: SAMPLES_FILE.path,
+        contentSize: `${SAMPLES_FILE.size} B`,
+        encodingFormat: "text/csv",
+        sha256: SAMPLES_FILE.sha256,
+      },
       {
         "@type": "cr:FileObject",
         "@id": file?.path,
@@ -140,13 +176,69 @@ describe("buildCroissant", () => {
         sha256: file?.sha256,
       },
     ]);
-    const fields = samples(doc).field;
-    expect(fields.map((f) => f.name)).toEqual(["id", "digest", "label", "source"]);
-    expect(fields.map((f) => f.source?.extract.column)).toEqual(["id", undefined, "label", "source"]);
-    expect(fields.every((f) => f.source === undefined || f.source.fileObject["@id"] === file?.path)).toBe(
-      true,
-    );
+    const perSample = samples(doc).field;
+    expect(perSample.map((f) => f.name)).toEqual([
+      "digest",
+      "id",
+      "label",
+      "source",
+      "delivery",
+      "quarantined",
+    ]);
+    expect(perSample.every((f) => f.source?.fileObject["@id"] === SAMPLES_FILE.path)).toBe(true);
+    expect(perSample.map((f) => f.source?.extract.column)).toEqual(perSample.map((f) => f.name));
     expect(samples(doc).key).toEqual({ "@id": "samples/digest" });
+    const records = samples(doc, "records").field;
+    expect(records.map((f) => [f.name, f.source?.fileObject["@id"], f.source?.extract.column])).toEqual([
+      ["id", file?.path, "id"],
+      ["label", file?.path, "label"],
+      ["source", file?.path, "source"],
+    ]);
+  });
+
+  it("describes many exported files as one FileSet per format, and carries rows inline when asked", () => {
+    const many = Array.from({ length: 70 }, (_, i) => ({
+      path: `images/${i % 10}/${i}.png`,
+      sha256: sha256(`image ${i}`),
+      size: 100 + i,
+    }));
+    const row = {
+      digest: sha256("s0"),
+      id: "s0",
+      label: "ham, with a comma",
+      source: "vendor-a",
+      delivery: deliveryA.deliveryId,
+      quarantined: false,
+    };
+    const { doc } = build({ ...cleanAProvenance, files: many }, { samples: { rows: [row] } });
+    expect(doc.distribution).toEqual([
+      {
+        "@type": "cr:FileSet",
+        "@id": "files-png",
+        name: "files.png",
+        description: `70 exported files, ${many.reduce((n, f) => n + f.size, 0)} B in all; each file's SHA-256 is in the export's signed statement.`,
+        encodingFormat: "image/png",
+        includes: "**/*.png",
+      },
+    ]);
+    expect(samples(doc).data).toEqual([
+      {
+        "samples/digest": row.digest,
+        "samples/id": "s0",
+        "samples/label": "ham, with a comma",
+        "samples/source": "vendor-a",
+        "samples/delivery": deliveryA.deliveryId,
+        "samples/quarantined": false,
+      },
+    ]);
+    expect(samples(doc).field.every((f) => f.source === undefined)).toBe(true);
+    expect(doc.recordSet.map((r) => r["@id"])).toEqual(["samples", "classes"]);
+  });
+
+  it("refuses a file whose digest is not a SHA-256", () => {
+    expect(() => build({ ...cleanAProvenance, files: [{ path: "x.csv", sha256: "abc", size: 1 }] })).toThrow(
+      /file x\.csv of .* has sha256 "abc", which is not a SHA-256/,
+    );
   });
 
   it("carries the class list on the label field and as an enumeration", () => {
@@ -214,20 +306,32 @@ describe("buildCroissant", () => {
 
   it("says 'not recorded' for what a raw, unsigned, unexported version lacks instead of inventing it", () => {
     const { raw, doc } = build({ ...crawlProvenance, classes: undefined });
-    expect(doc.distribution).toEqual([]);
-    expect(doc.license).toBeUndefined();
+    expect(doc.distribution.map((d) => d["@id"])).toEqual([SAMPLES_FILE.path]);
+    expect(doc.license).toBe(NOT_RECORDED);
+    expect(doc.creator).toEqual({ "@type": "sc:Organization", name: NOT_RECORDED });
+    expect(doc.citeAs).toContain(`dataset version ${crawlProvenance.version.version}`);
+    expect(doc.citeAs).toContain(crawlProvenance.version.merkleRoot);
+    expect(doc.citeAs).toContain(`Authors ${NOT_RECORDED}.`);
     expect(doc["prov:wasDerivedFrom"]).toBeUndefined();
-    expect(doc["rai:annotationsPerItem"]).toBeUndefined();
+    // One delivered label per sample, measured; no per-annotator labels.
+    expect(doc["rai:annotationsPerItem"]).toBe(
+      "1 (the delivered label; 200 of 200 samples labelled, no per-annotator labels recorded)",
+    );
+    expect(doc["rai:machineAnnotationTools"]).toEqual([
+      "none recorded: no labelling transform or foundation-model source in the lineage",
+    ]);
+    expect(doc["rai:dataManipulationProtocol"]).toEqual([
+      "None: this version holds the ingested deliveries as received.",
+    ]);
     expect(doc["rai:dataAnnotationPlatform"]).toEqual([NOT_RECORDED]);
     expect(doc["rai:dataAnnotationProtocol"]).toBe(
-      "Labels as delivered by the sources (classes not recorded); per-annotator labels not recorded.",
+      "Labels as delivered by the sources (classes not recorded); 200 of 200 samples carry a label; per-annotator labels not recorded.",
     );
     expect(doc["rai:dataCollectionType"]).toEqual(["Web Scraping"]);
     expect(doc["rai:dataLimitations"]).toContain(
       `Delivery ${deliveryC.deliveryId} from crawl was unsigned; its origin is asserted, not verified.`,
     );
     expect(doc["rai:dataLimitations"][0]).toMatch(/^7 of 200 samples are quarantined/);
-    expect(samples(doc).field.every((f) => f.source === undefined)).toBe(true);
     expect(doc.recordSet.map((r) => r["@id"])).toEqual(["samples"]);
     expect(danglingReferences(raw)).toEqual([]);
 
@@ -237,7 +341,10 @@ describe("buildCroissant", () => {
       deliveries: [],
       lineage: [],
       quarantinedCount: 0,
+      labelling: undefined,
     }).doc;
+    expect(bare["rai:annotationsPerItem"]).toBe(NOT_RECORDED);
+    expect(bare["rai:dataManipulationProtocol"]).toEqual([NOT_RECORDED]);
     expect(bare["rai:dataCollection"]).toBe(NOT_RECORDED);
     expect(bare["rai:dataCollectionTimeframe"]).toEqual([NOT_RECORDED]);
     expect(bare["rai:dataCollectionRawData"]).toBe(NOT_RECORDED);
@@ -284,6 +391,12 @@ describe("buildCroissant", () => {
     ]);
     expect(doc["rai:annotationsPerItem"]).toBe("2.50 (mean over 4 annotated samples)");
     expect(doc["rai:dataAnnotationProtocol"]).toContain("relabelled in version(s) spam-mixed@abcdef012345");
+    expect(doc["rai:machineAnnotationTools"]).toEqual([
+      "antidote 0.1.0 (relabel, dawid-skene) → spam-mixed@abcdef012345",
+    ]);
+    expect(doc["rai:dataManipulationProtocol"]).toEqual([
+      'relabel → spam-mixed@abcdef012345 at 2025-02-15T00:00:00.000Z (annotators=["a","b"], method="dawid-skene")',
+    ]);
     expect(doc["rai:dataBiases"][0]).toBe(
       "Composition by source (the data reflects these sources' selection): vendor-a (supplier) 250 samples, 50.0%; crawl (web) 150 samples, 30.0%; label-co (contractor) 100 samples, 20.0%.",
     );

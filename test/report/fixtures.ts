@@ -154,6 +154,7 @@ export const rootAProvenance: DatasetProvenance = {
   findingsCount: 14,
   quarantinedCount: 12,
   classes: SPAM_CLASSES,
+  labelling: { labelled: 300, distinct: 2 },
 };
 
 export const cleanAProvenance: DatasetProvenance = {
@@ -165,6 +166,7 @@ export const cleanAProvenance: DatasetProvenance = {
   // Quarantined after the export, by a later scan.
   quarantinedCount: 3,
   classes: SPAM_CLASSES,
+  labelling: { labelled: 288, distinct: 2 },
   files: [exportFile],
   annotations: { annotatedSamples: 288, labels: 864, annotators: ["ann-1", "ann-2", "ann-3"] },
 };
@@ -177,6 +179,7 @@ export const crawlProvenance: DatasetProvenance = {
   findingsCount: 9,
   quarantinedCount: 7,
   classes: SPAM_CLASSES,
+  labelling: { labelled: 200, distinct: 2 },
 };
 
 // Foundation model → fine-tune on vendor-a's raw data → fine-tune on the clean export and the crawl.

@@ -2,9 +2,9 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { checkOutput, writeOutputFile } from "../../data/atomic-output.js";
-import { buildCroissant } from "../../report/croissant.js";
-import { datasetProvenance, modelBomInput } from "../../report/from-ledger.js";
-import { addLedgerOption, withLedger } from "../ledger-options.js";
+import { croissantFromLedger, samplesCsvPath, writeCroissant } from "../../report/ledger-documents.js";
+import { modelBomInput } from "../../report/from-ledger.js";
+import { addLedgerOption, withLedgerReader } from "../ledger-options.js";
 import { parseFlags } from "../options.js";
 
 const bomFlags = z.object({
@@ -16,9 +16,12 @@ const croissantFlags = z.object({
   dataset: z.string().min(1),
   out: z.string().min(1).optional(),
   force: z.boolean().optional(),
-  description: z.string().optional(),
-  license: z.string().optional(),
-  url: z.string().optional(),
+  description: z.string().min(1).optional(),
+  license: z.string().min(1).optional(),
+  creator: z.string().min(1).optional(),
+  citeAs: z.string().min(1).optional(),
+  url: z.url().optional(),
+  data: z.array(z.string().min(1)).optional(),
 });
 
 async function emit(json: object, out: string | undefined, what: string, force = false): Promise<void> {
@@ -46,7 +49,7 @@ export function registerBom(program: Command): void {
     if (f.out !== undefined) checkOutput(f.out, { overwrite: f.force === true });
     // The CycloneDX library is loaded here, not by every command at start-up.
     const { buildModelBom } = await import("../../report/bom.js");
-    const bom = await withLedger(flags, async (ledger) =>
+    const bom = await withLedgerReader(flags, async (ledger) =>
       buildModelBom(await modelBomInput(ledger, f.model)),
     );
     await emit(bom, f.out, "CycloneDX AI-BOM", f.force);
@@ -56,27 +59,35 @@ export function registerBom(program: Command): void {
     program
       .command("croissant")
       .description(
-        "Croissant 1.0 JSON-LD for a dataset version, with its RAI collection and annotation fields",
+        "Croissant 1.0 JSON-LD for a dataset version: files with SHA-256, per-sample provenance\n" +
+          "(written beside --out as CSV, else inline), and the RAI fields filled from the ledger",
       )
       .requiredOption("--dataset <version>", "the dataset version")
-      .option("--out <file.json>", "write to a file instead of stdout")
+      .option("--out <file.json>", "write to a file (and FILE.samples.csv beside it) instead of stdout")
       .option("--force", "replace an existing --out file")
+      .option("--data <path...>", "exported files or folders of this version to list (checked to hold it)")
       .option("--description <text>", "dataset description")
-      .option("--license <spdx-or-url>", "dataset license")
+      .option("--license <spdx-or-url>", 'dataset license (default: "not recorded")')
+      .option("--creator <name>", 'who made the dataset (default: "not recorded")')
+      .option("--cite-as <citation>", "how to cite it (default: the version id and Merkle root)")
       .option("--url <url>", "where the dataset is published"),
   ).action(async (flags: Record<string, unknown>) => {
     const f = parseFlags(croissantFlags, flags);
-    if (f.out !== undefined) checkOutput(f.out, { overwrite: f.force === true });
-    const doc = await withLedger(flags, async (ledger) => {
-      const provenance = await datasetProvenance(ledger, f.dataset);
-      return buildCroissant({
-        ...provenance,
-        name: provenance.version.name,
-        ...(f.description !== undefined ? { description: f.description } : {}),
-        ...(f.license !== undefined ? { license: f.license } : {}),
-        ...(f.url !== undefined ? { url: f.url } : {}),
+    const { out, force, dataset, ...options } = f;
+    if (out !== undefined)
+      checkOutput(out, {
+        overwrite: force === true,
+        inputs: options.data ?? [],
+        companions: [samplesCsvPath(out)],
       });
+    await withLedgerReader(flags, async (ledger) => {
+      if (out === undefined) {
+        const { document } = await croissantFromLedger(ledger, dataset, options);
+        process.stdout.write(JSON.stringify(document, null, 2) + "\n");
+        return;
+      }
+      const written = await writeCroissant(ledger, dataset, out, { ...options, overwrite: force === true });
+      process.stderr.write(`wrote Croissant metadata to ${written.out} and ${written.samplesCsv}\n`);
     });
-    await emit(doc, f.out, "Croissant metadata", f.force);
   });
 }

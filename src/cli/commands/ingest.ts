@@ -9,6 +9,7 @@ import { progressBar } from "../progress.js";
 const ingestFlags = z.object({
   source: z.string().min(1),
   signature: z.string().min(1).optional(),
+  samples: z.string().min(1).optional(),
   name: z.string().min(1).optional(),
   json: z.boolean().optional(),
 });
@@ -25,6 +26,10 @@ export function registerIngest(program: Command): void {
         )
         .requiredOption("--source <name>", "the registered source that delivered it")
         .option("--signature <bundle.json>", "the supplier's signature (made by `antidote sign`)")
+        .option(
+          "--samples <file>",
+          "the sample manifest the signature names (default: beside it, x.sigstore.json → x.sigstore.samples)",
+        )
         .option("--name <dataset>", "dataset name for the new version (default: the file name)")
         .option("--json", "print the result as JSON")
         .addHelpText(
@@ -49,6 +54,7 @@ not verify (the first mismatching file or sample is named), 7 for an unknown sou
         target: data,
         source: f.source,
         signaturePath: f.signature,
+        ...(f.samples !== undefined && { samplesPath: f.samples }),
         name: f.name,
         readOptions: readOptionsFrom(flags),
         onProgress: (phase, done, total) => {

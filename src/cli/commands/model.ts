@@ -10,7 +10,13 @@ import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { z } from "zod";
 import { resumeModel, suspendModel } from "../../monitor/containment.js";
-import { registerModelFile } from "../../provenance/model.js";
+import { registerModelFile, resolveModel } from "../../provenance/model.js";
+import {
+  modelReputations,
+  setModelReputation,
+  trustSignedModel,
+  type SetModelReputationResult,
+} from "../../provenance/model-reputation.js";
 import {
   readModelPublicKey,
   readModelSigningKey,
@@ -38,8 +44,21 @@ const registerFlags = z.object({
     .regex(/^[0-9a-f]{8,64}$/i, "a model digest (hex; a unique prefix will do)")
     .optional(),
   name: z.string().min(1).optional(),
+  requireTrustedBase: z.boolean().optional(),
   json: z.boolean().optional(),
 });
+
+const reputationFlags = z
+  .object({
+    reason: z.string().min(1, "say why (it is recorded in the ledger)"),
+    signature: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    json: z.boolean().optional(),
+  })
+  .refine((f) => (f.signature === undefined) === (f.key === undefined), {
+    message: "give --signature and --key together (the publisher's model signature and public key)",
+    path: ["signature"],
+  });
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -81,6 +100,7 @@ export function registerModel(program: Command): void {
       .requiredOption("--trained-on <version>", "a dataset version (repeatable)", collect)
       .option("--base <digest>", "the base model's digest, when fine-tuned from a registered model")
       .option("--name <name>", "a name for people (default: the file name)")
+      .option("--require-trusted-base", "refuse unless the base model is on the trusted list (`model trust`)")
       .option("--json", "print JSON")
       .addHelpText(
         "after",
@@ -96,6 +116,7 @@ Example:
         trainedOn: f.trainedOn,
         base: f.base,
         name: f.name ?? basename(file),
+        ...(f.requireTrustedBase === true && { requireTrustedBase: true }),
       }),
     );
     if (f.json) return printJson(record);
@@ -202,6 +223,79 @@ Example:
       );
     });
 
+  for (const verdict of ["trust", "distrust"] as const)
+    addLedgerOption(
+      withSignatureOptions(verdict, model.command(verdict))
+        .argument(
+          "<digest-or-file>",
+          verdict === "trust"
+            ? "a model's SHA-256 (or a registered model's prefix), or with --signature the model file itself"
+            : "a model's SHA-256, or a registered model's unique prefix",
+        )
+        .requiredOption("--reason <text>", "why (recorded in the ledger)")
+        .option("--json", "print JSON")
+        .description(
+          verdict === "trust"
+            ? "Put a model (usually a foundation model) on the trusted list, on your word or on its publisher's verified signature"
+            : "Put a model on the distrusted list: models built on it are refused at registration, and the ones already built are listed",
+        )
+        .addHelpText(
+          "after",
+          verdict === "trust"
+            ? `
+Examples:
+  antidote model trust base.onnx --signature base.onnx.sig --key publisher.pub --reason "signed by the vendor"
+  antidote model trust 3f2a9c1b0d4e… --reason "internal foundation model, audited 2026-11"
+  antidote model register tuned.onnx --trained-on fm@3f2a9c1b0d4e --base 3f2a9c1b --require-trusted-base`
+            : `
+Example:
+  antidote model distrust 3f2a9c1b --reason "backdoor found by antidote audit (finding #812)"`,
+        ),
+    ).action(async (target: string, flags: Record<string, unknown>) => {
+      const f = parseFlags(reputationFlags, flags);
+      const result = await withLedger(flags, (ledger) =>
+        f.signature !== undefined && f.key !== undefined
+          ? trustSignedModel(ledger, {
+              file: target,
+              signature: f.signature,
+              publicKey: f.key,
+              reason: f.reason,
+            })
+          : setModelReputation(ledger, {
+              digest: target,
+              verdict: verdict === "trust" ? "trusted" : "distrusted",
+              reason: f.reason,
+            }),
+      );
+      if (f.json) return printJson(result);
+      printReputation(result);
+    });
+
+  addLedgerReadOption(
+    model
+      .command("reputation")
+      .description(
+        "The foundation-model reputation list: trusted and distrusted models, with why and who said so",
+      )
+      .option("--json", "print JSON"),
+  ).action(async (flags: Record<string, unknown>) => {
+    await withLedgerReader(flags, async (ledger) => {
+      const list = [...(await modelReputations(ledger)).values()];
+      if (flags.json === true) return printJson(list);
+      printTable(
+        ["digest", "verdict", "publisher", "reason", "by", "event"],
+        list.map((r) => [
+          r.digest.slice(0, 16),
+          r.verdict,
+          r.publisher?.slice(0, 12) ?? "—",
+          r.reason,
+          r.actor,
+          r.seq,
+        ]),
+      );
+    });
+  });
+
   for (const action of ["suspend", "resume"] as const)
     addLedgerOption(
       model
@@ -241,14 +335,7 @@ Example:
       .addHelpText("after", "\nExample:\n  antidote model status 9ac1e0d2 --json"),
   ).action(async (digest: string, flags: Record<string, unknown>) => {
     await withLedgerReader(flags, async (ledger) => {
-      const prefix = digest.toLowerCase();
-      const matches = (await ledger.listModels()).filter((m) => m.digest.startsWith(prefix));
-      if (matches.length > 1)
-        throw new AntidoteError(
-          "USAGE",
-          `<digest>: "${digest}" matches ${matches.length} models; give more digits.`,
-        );
-      const full = matches[0]?.digest ?? prefix;
+      const full = await resolveModel(ledger, digest);
       const status = await ledger.getModelStatus(full);
       if (status === undefined) throw new AntidoteError("NOT_FOUND", `model ${full} is not registered.`);
       if (flags.json === true) return printJson(status);
@@ -259,4 +346,34 @@ Example:
       );
     });
   });
+}
+
+function printReputation(r: SetModelReputationResult): void {
+  const out = process.stdout;
+  out.write(
+    `model ${r.reputation.digest} is now ${r.reputation.verdict}` +
+      (r.reputation.publisher === null
+        ? ""
+        : ` (publisher key ${r.reputation.publisher.slice(0, 16)}…, signature verified)`) +
+      ` — ledger event #${r.reputation.seq}\n`,
+  );
+  if (r.reputation.verdict !== "distrusted" || r.lineage === null) return;
+  const built = r.lineage.descendants;
+  out.write(`registered models built on it: ${built.length}\n`);
+  if (built.length > 0) {
+    printTable(
+      ["depth", "model", "name", "status"],
+      built.map((m) => [m.depth, m.digest.slice(0, 16), m.name, m.status]),
+    );
+    out.write(
+      `Next: audit or suspend them (\`antidote model suspend DIGEST --reason …\`); \`antidote trace --model ${r.reputation.digest.slice(0, 12)}\` shows the lineage.\n`,
+    );
+  }
+}
+
+function withSignatureOptions(verdict: "trust" | "distrust", command: Command): Command {
+  if (verdict === "distrust") return command;
+  return command
+    .option("--signature <file>", "the publisher's OpenSSF model signature of the file (then give the file)")
+    .option("--key <file>", "the publisher's ECDSA public key");
 }

@@ -1,6 +1,9 @@
 // `antidote sign`: the supplier's side of a delivery. Hashes every file (all cores) and, when
 // the delivery is a dataset, every sample, and writes a Sigstore bundle whose DSSE envelope
-// signs the in-toto statement listing them. The receiver runs `antidote verify` or `ingest`.
+// signs the in-toto statement listing them. The samples go to a manifest file beside the
+// bundle (`x.sigstore.json` → `x.sigstore.samples`, a subject of the statement), so the
+// bundle stays a few KB at any size; --inline-samples writes the older v1 form that lists
+// them in the statement. The receiver runs `antidote verify` or `ingest`.
 import { stat } from "node:fs/promises";
 import { relative, resolve, isAbsolute } from "node:path";
 import type { Command } from "commander";
@@ -10,7 +13,13 @@ import type { OpenOptions } from "../../data/open.js";
 import { AntidoteError } from "../../errors.js";
 import { signStatement } from "../../provenance/bundle.js";
 import { readPrivateKey } from "../../provenance/keys.js";
-import { buildStatement, statementDigest, type ProgressPhase } from "../../provenance/manifest.js";
+import {
+  buildStatement,
+  deliveredFiles,
+  statementDigest,
+  type ProgressPhase,
+} from "../../provenance/manifest.js";
+import { sampleManifestPathFor } from "../../provenance/sample-manifest.js";
 import { addReadOptions, parseFlags, readOptionsFrom } from "../options.js";
 import { progressBar, type ProgressBar } from "../progress.js";
 
@@ -21,8 +30,10 @@ export interface SignOptions {
   /** Where to write the Sigstore bundle. */
   out: string;
   threads?: number;
-  /** Replace an existing bundle at `out`. */
+  /** Replace an existing bundle (and sample manifest) at `out`. */
   force?: boolean;
+  /** List the samples in the statement (v1) instead of a manifest file beside the bundle. */
+  inlineSamples?: boolean;
   json?: boolean;
   readOptions?: OpenOptions;
   /** Draw progress bars on a terminal (default: unless --json). */
@@ -34,8 +45,10 @@ export interface SignResult {
   keyId: string;
   files: number;
   bytes: number;
-  /** Samples listed in the statement; null when the delivery is not read as a dataset. */
+  /** Samples listed in the statement or its manifest; null when the delivery is not read as a dataset. */
   samples: number | null;
+  /** The sample manifest written beside the bundle; null when none was (inline or not a dataset). */
+  sampleManifest: string | null;
   /** Why the delivery was not read as a dataset, when it was not. */
   notDataset: string | null;
   merkleRoot: string;
@@ -50,6 +63,7 @@ const signFlags = z.object({
   out: z.string().min(1),
   threads: threadsFlag,
   force: z.boolean().optional(),
+  inlineSamples: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -67,7 +81,11 @@ export function registerSign(program: Command): void {
       .requiredOption("--key <NAME.key>", "your private key, made by `antidote keygen`")
       .requiredOption("--out <bundle.json>", "where to write the signature (e.g. delivery.sigstore.json)")
       .option("--threads <n>", "hashing threads (default: every core)")
-      .option("--force", "replace an existing bundle at --out")
+      .option("--force", "replace an existing bundle (and sample manifest) at --out")
+      .option(
+        "--inline-samples",
+        "list every sample in the signed statement (v1 form, ~92 bytes a sample) instead of a manifest file beside the bundle",
+      )
       .option("--json", "print the result as JSON"),
   )
     .addHelpText(
@@ -78,9 +96,11 @@ Examples:
   antidote sign out/fm.parquet --key acme.key --out fm.sigstore.json
   antidote sign deliveries/2026-05/ --key acme.key --out 2026-05.sigstore.json     every file under the directory
 
-The statement lists each file's SHA-256 and their Merkle root and, when the delivery reads
-as a dataset, every sample's id and content digest. Send the data, the bundle and (once)
-acme.pub; the receiver checks them with \`antidote verify\` or \`antidote ingest\`.
+The statement lists each file's SHA-256 and their Merkle root. When the delivery reads as a
+dataset, every sample's id and content digest go to a manifest file beside the bundle
+(fm.sigstore.json → fm.sigstore.samples), itself a signed subject; the statement keeps only
+its count and Merkle root. Send the data, the bundle, its .samples file and (once) acme.pub;
+the receiver checks them with \`antidote verify\` or \`antidote ingest\`.
 Write the bundle outside a delivered directory: a file added afterwards fails verification.`,
     )
     .action(async (target: string, flags: Record<string, unknown>) => {
@@ -96,6 +116,8 @@ export async function runSign(
   await refuseOutputInside(options.target, options.out);
   const guard = { overwrite: options.force === true, inputs: [options.target, options.key] };
   checkOutput(options.out, guard); // before hashing: minutes of work must not end in a refusal
+  const manifestPath = options.inlineSamples === true ? undefined : sampleManifestPathFor(options.out);
+  if (manifestPath !== undefined) checkOutput(manifestPath, guard);
   const key = await readPrivateKey(options.key);
   const bars = phaseBars(options.progress ?? !options.json);
   let bytes = 0;
@@ -108,6 +130,9 @@ export async function runSign(
       bars.update(phase, done, total);
     },
     onNotDataset: (e) => (notDataset = e.message),
+    ...(manifestPath !== undefined && {
+      sampleManifest: { path: manifestPath, force: options.force === true, inputs: [options.key] },
+    }),
   }).finally(() => bars.stop());
 
   const bundle = signStatement(statement, key);
@@ -117,9 +142,10 @@ export async function runSign(
   const result: SignResult = {
     out: options.out,
     keyId: key.keyId,
-    files: statement.subject.length,
+    files: deliveredFiles(statement).length,
     bytes,
     samples: p.sampleCount,
+    sampleManifest: p.sampleManifest != null && manifestPath !== undefined ? manifestPath : null,
     notDataset,
     merkleRoot: p.merkleRoot,
     sampleMerkleRoot: p.sampleMerkleRoot,
@@ -136,7 +162,10 @@ export async function runSign(
         `  Merkle root ${result.merkleRoot}\n` +
         (result.sampleMerkleRoot === null ? "" : `  sample Merkle root ${result.sampleMerkleRoot}\n`) +
         `  key id ${result.keyId}\n` +
-        `  wrote ${result.out}\n`,
+        `  wrote ${result.out}\n` +
+        (result.sampleManifest === null
+          ? ""
+          : `  wrote ${result.sampleManifest} (the sample manifest: send it with the bundle)\n`),
     );
   }
   return result;

@@ -1,5 +1,6 @@
-// `antidote source …`: register who may deliver data, with which keys, under which policy.
-// A shell over provenance/sources.ts, which the server shares.
+// `antidote source …`: register who may deliver data, with which keys, under which policy,
+// and how far its history says to trust it (reputation, src/policy/reputation.ts). A shell over
+// provenance/sources.ts and policy/, which the server shares.
 import { Option, type Command } from "commander";
 import { z } from "zod";
 import { AntidoteError } from "../../errors.js";
@@ -7,6 +8,12 @@ import { SOURCE_KINDS, type SourceKind } from "../../ledger/types.js";
 import { readPublicKey } from "../../provenance/keys.js";
 import { defaultRequireSignature } from "../../provenance/policy.js";
 import { addSource, addSourceKey, revokeSourceKey } from "../../provenance/sources.js";
+import {
+  REPUTATION_HALF_LIFE_DAYS,
+  reputationOf,
+  sourceReputations,
+  type SourceReputation,
+} from "../../policy/index.js";
 import {
   addLedgerOption,
   addLedgerReadOption,
@@ -133,7 +140,9 @@ Examples:
   ).action(async (flags: Record<string, unknown>) => {
     await withLedgerReader(flags, async (ledger) => {
       const sources = await ledger.listSources();
-      if (flags.json === true) return printJson(sources);
+      const reputation = new Map((await sourceReputations(ledger)).map((r) => [r.source, r.score]));
+      if (flags.json === true)
+        return printJson(sources.map((s) => ({ ...s, reputation: reputation.get(s.name) ?? null })));
       if (sources.length === 0) {
         process.stdout.write(
           "no sources registered; add one with `antidote source add NAME --kind … --key pub.pem`\n",
@@ -141,11 +150,12 @@ Examples:
         return;
       }
       printTable(
-        ["source", "kind", "trust", "signature", "keys (current / revoked)"],
+        ["source", "kind", "trust", "reputation", "signature", "keys (current / revoked)"],
         sources.map((s) => [
           s.name,
           s.kind,
           s.trust,
+          reputation.get(s.name)?.toFixed(3) ?? "—",
           s.requireSignature ? "required" : "optional",
           `${
             s.keys
@@ -157,4 +167,64 @@ Examples:
       );
     });
   });
+
+  const showReputation = async (
+    name: string,
+    flags: Record<string, unknown>,
+    why: boolean,
+  ): Promise<void> => {
+    await withLedgerReader(flags, async (ledger) => {
+      const source = await ledger.getSource(name);
+      const rep = await reputationOf(ledger, name);
+      if (flags.json === true) return printJson({ ...source, reputation: rep });
+      printReputation(rep, why);
+    });
+  };
+
+  addLedgerReadOption(
+    source
+      .command("show")
+      .argument("<name>", "the source")
+      .description("One source: kind, prior trust and reputation (--why: the events that moved it)")
+      .option("--why", "list the ledger events that moved its reputation")
+      .option("--json", "print JSON (always with the events)"),
+  ).action(async (name: string, flags: Record<string, unknown>) => {
+    await showReputation(name, flags, flags.why === true);
+  });
+
+  addLedgerReadOption(
+    source
+      .command("reputation")
+      .argument("<name>", "the source")
+      .description("A source's reputation and the ledger events that moved it (as `source show --why`)")
+      .option("--json", "print JSON"),
+  ).action(async (name: string, flags: Record<string, unknown>) => {
+    await showReputation(name, flags, true);
+  });
+}
+
+function printReputation(r: SourceReputation, why: boolean): void {
+  const out = process.stdout;
+  out.write(
+    `source "${r.source}" (${r.kind}): reputation ${r.score.toFixed(3)} — prior trust ${r.prior}, ` +
+      `good evidence ${r.good.toFixed(2)}, bad ${r.bad.toFixed(2)} (half-life ${REPUTATION_HALF_LIFE_DAYS} days)` +
+      `${r.lastIncidentAt === null ? "; no incident" : `; last incident ${r.lastIncidentAt}`}\n`,
+  );
+  if (!why) return;
+  if (r.events.length === 0) {
+    out.write("no event has moved it: it is the prior\n");
+    return;
+  }
+  out.write("\n");
+  printTable(
+    ["event", "kind", "at", "evidence", "effect", "what"],
+    r.events.map((e) => [
+      e.seq === null ? "—" : `#${e.seq}`,
+      e.kind,
+      e.at,
+      e.evidence.toFixed(3),
+      `${e.effect >= 0 ? "+" : ""}${e.effect.toFixed(3)}`,
+      e.detail,
+    ]),
+  );
 }

@@ -18,6 +18,8 @@ export interface VerifyOptions {
   signature: string;
   /** Trusted public keys (NAME.pub): the signature must be by one of them. */
   keys: string[];
+  /** The sample manifest of a v2 bundle (default: beside the signature, `x.json` → `x.samples`). */
+  samples?: string;
   threads?: number;
   json?: boolean;
   readOptions?: OpenOptions;
@@ -44,6 +46,7 @@ const verifyFlags = z.object({
   signature: z.string().min(1),
   key: z.array(z.string().min(1)).min(1, "give at least one trusted public key"),
   threads: threadsFlag,
+  samples: z.string().min(1).optional(),
   json: z.boolean().optional(),
 });
 
@@ -65,6 +68,10 @@ export function registerVerify(program: Command): void {
         collect,
       )
       .option("--threads <n>", "hashing threads (default: every core)")
+      .option(
+        "--samples <file>",
+        "the sample manifest the bundle names (default: beside it, x.sigstore.json → x.sigstore.samples)",
+      )
       .option("--json", "print the result (or the failure) as JSON"),
   )
     .addHelpText(
@@ -87,6 +94,7 @@ Exit 3 for an unreadable key, signature or data file. To record the delivery, us
         signature: f.signature,
         keys: f.key,
         threads: f.threads,
+        ...(f.samples !== undefined && { samples: f.samples }),
         json: f.json,
         readOptions: readOptionsFrom(flags),
       });
@@ -105,6 +113,8 @@ export async function runVerify(
     const verified = await verifySignedDelivery(options.target, options.signature, trusted, {
       ...(options.readOptions !== undefined && { readOptions: options.readOptions }),
       ...(options.threads !== undefined && { threads: options.threads }),
+      ...(options.samples !== undefined && { sampleManifest: options.samples }),
+      keepSamples: false,
       onProgress: (phase, done, total) => {
         if (phase === "files") bytes = total;
         bars.update(phase, done, total);
@@ -118,7 +128,7 @@ export async function runVerify(
       statementDigest: verified.statementDigest,
       files: verified.files.length,
       bytes,
-      samples: verified.samples.length,
+      samples: verified.sampleCount,
       merkleRoot: p.merkleRoot,
       sampleMerkleRoot: p.sampleMerkleRoot,
       createdAt: p.createdAt,

@@ -28,6 +28,7 @@ import { mergeShards } from "../../scan/shard-merge.js";
 import { scanShard, type ShardOutputs } from "../../scan/shard.js";
 import type { JobContext, JobRunner } from "../types.js";
 import { textArtifact, versionData } from "./dataset.js";
+import { scanCoverageEvent } from "../../policy/enforce.js";
 
 /** The uploaded model a scan runs, when the job has one (the same input name as an audit's). */
 export const SCAN_MODEL_INPUT = "model.onnx";
@@ -130,9 +131,13 @@ export const scanRunner: JobRunner<typeof scanParameters> = {
     };
     const json = buildReportJson(report, { dataset: p.version, outDir: "." });
     const html = renderReportHtml(json, { previews: report.previews });
-    const events: LedgerEventInput[] = findings.map((payload) => ({ kind: "finding.recorded", payload }));
     const detectors: Record<string, number> = {};
     for (const d of json.detectors) if (d.status === "ran") detectors[d.name] = d.flagged ?? 0;
+    // Recorded with the findings: which detectors scanned the version (a policy's requiredScans).
+    const events: LedgerEventInput[] = [
+      ...findings.map((payload): LedgerEventInput => ({ kind: "finding.recorded", payload })),
+      scanCoverageEvent(p.version, json.dataset.merkleRoot, Object.keys(detectors)),
+    ];
     return {
       result: {
         version: p.version,

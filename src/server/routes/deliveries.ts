@@ -1,7 +1,8 @@
 // /v1/deliveries: upload a signed delivery, list deliveries and the refused ones. The upload
 // is multipart: one or more `data` file parts (the delivered files, named as the signed
 // manifest names them), an optional `signature` part (the supplier's Sigstore bundle or DSSE
-// envelope), and the fields `source` and `name`. Parts stream into a private temporary directory and then go
+// envelope), an optional `samples` part (the sample manifest a v2 bundle names, written by
+// `antidote sign` beside the bundle), and the fields `source` and `name`. Parts stream into a private temporary directory and then go
 // through `ingestDelivery` exactly as `antidote ingest` does: the signature and every file
 // and sample digest are verified before anything reaches the ledger or the sample store.
 // The verification runs on the server's ingest threads (startServer), off the event loop.
@@ -68,6 +69,12 @@ const upload = createRoute({
                 type: "string",
                 format: "binary",
                 description: "Sigstore bundle or DSSE envelope",
+              },
+              samples: {
+                type: "string",
+                format: "binary",
+                description:
+                  "The sample manifest a v2 bundle names (antidote-samples/v1: `<sha256 hex> <id>` per line, written by `antidote sign` beside the bundle)",
               },
             },
           },
@@ -143,11 +150,14 @@ export function deliveryRoutes(
       const result = await withUploadDir(options.uploadDir, async (dir) => {
         const dataDir = join(dir, "delivery");
         const signatureDir = join(dir, "signature");
-        await Promise.all([mkdir(dataDir), mkdir(signatureDir)]);
+        // Inside the signature's folder, so messages name the uploaded manifest by its file name.
+        const samplesDir = join(signatureDir, "samples");
+        await Promise.all([mkdir(dataDir), mkdir(samplesDir, { recursive: true })]);
         const form = await readMultipart(c.req.raw.body, c.req.header("content-type") ?? "", {
           files: {
             data: { dir: dataDir, maxCount: MAX_FILES, nested: true },
             signature: { dir: signatureDir, maxCount: 1 },
+            samples: { dir: samplesDir, maxCount: 1 },
           },
           fields: ["source", "name"],
           maxBytes: options.limits.maxUploadBytes,
@@ -170,6 +180,9 @@ export function deliveryRoutes(
             target: only?.path ?? dataDir,
             source,
             signaturePath: form.files.find((f) => f.field === "signature")?.path,
+            // Never looked for beside the uploaded signature: only this part is the manifest.
+            samplesPath:
+              form.files.find((f) => f.field === "samples")?.path ?? join(samplesDir, "missing-samples-part"),
             name,
           },
           options.ingest ?? inThreadStages,

@@ -1,16 +1,26 @@
 // /v1/models: register a trained model by its digest (the file stays where it was trained),
 // list and read models, and a model's AI-BOM (CycloneDX 1.6) built from the ledger exactly
-// as `antidote bom` builds it.
+// as `antidote bom` builds it; a model's lineage both ways (`trace --model`) and the
+// foundation-model reputation list (`model trust` / `distrust`).
 import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import type { Ledger } from "../../ledger/types.js";
 import { registerModelDigest } from "../../provenance/model-digest.js";
 import { resolveModel } from "../../provenance/model.js";
+import { traceModel } from "../../provenance/model-lineage.js";
+import { modelReputations, setModelReputation } from "../../provenance/model-reputation.js";
 import { buildModelBom } from "../../report/bom.js";
 import { modelBomInput } from "../../report/from-ledger.js";
 import { HttpError } from "../errors.js";
 import { errors, guard, json, jsonBody, security } from "../openapi.js";
-import { bomSchema, modelSchema, registerModelBody } from "../schemas.js";
+import {
+  bomSchema,
+  modelLineageSchema,
+  modelReputationBody,
+  modelReputationSchema,
+  modelSchema,
+  registerModelBody,
+} from "../schemas.js";
 import type { AppEnv } from "../types.js";
 
 const digestParam = z.object({
@@ -64,6 +74,38 @@ const bom = createRoute({
   responses: { 200: json(bomSchema, "The CycloneDX document"), ...errors(400, 404) },
 });
 
+const lineage = createRoute({
+  method: "get",
+  path: "/models/{digest}/lineage",
+  tags: ["models"],
+  summary: "The model's bases and every model built on it, with their status and the findings on the chain",
+  security,
+  middleware: guard("read"),
+  request: { params: digestParam },
+  responses: { 200: json(modelLineageSchema, "The lineage"), ...errors(400, 404) },
+});
+
+const reputations = createRoute({
+  method: "get",
+  path: "/model-reputations",
+  tags: ["models"],
+  summary: "The foundation-model reputation list: trusted and distrusted models, with why and who said so",
+  security,
+  middleware: guard("read"),
+  responses: { 200: json(z.array(modelReputationSchema), "The list"), ...errors() },
+});
+
+const putReputation = createRoute({
+  method: "put",
+  path: "/model-reputations/{digest}",
+  tags: ["models"],
+  summary: "Trust or distrust a model (a full SHA-256, or a registered model's unique prefix)",
+  security,
+  middleware: guard("decide", "application/json"),
+  request: { params: digestParam, body: jsonBody(modelReputationBody) },
+  responses: { 200: json(modelReputationSchema, "Recorded"), ...errors(400, 404, 413, 415) },
+});
+
 export function modelRoutes(ledger: Ledger): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(register, async (c) => {
@@ -76,6 +118,7 @@ export function modelRoutes(ledger: Ledger): OpenAPIHono<AppEnv> {
         trainedOn: body.trainedOn,
         base: body.baseModel,
         format: body.format,
+        ...(body.requireTrustedBase === true && { requireTrustedBase: true }),
       },
       { actor: c.get("auth").principal },
     );
@@ -91,6 +134,13 @@ export function modelRoutes(ledger: Ledger): OpenAPIHono<AppEnv> {
   app.openapi(bom, async (c) => {
     const document = await buildModelBom(await modelBomInput(ledger, c.req.valid("param").digest));
     return c.json(document as Record<string, unknown>, 200);
+  });
+  app.openapi(lineage, async (c) => c.json(await traceModel(ledger, c.req.valid("param").digest), 200));
+  app.openapi(reputations, async (c) => c.json([...(await modelReputations(ledger)).values()], 200));
+  app.openapi(putReputation, async (c) => {
+    const body = c.req.valid("json");
+    const { reputation } = await setModelReputation(ledger, { digest: c.req.valid("param").digest, ...body });
+    return c.json(reputation, 200);
   });
   return app;
 }

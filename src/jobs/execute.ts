@@ -17,6 +17,7 @@ import type { JsonValue } from "../data/sample.js";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
 import type { Ledger } from "../ledger/types.js";
+import { enforcePolicy } from "../policy/enforce.js";
 import { Lease } from "./lease.js";
 import { errorMessage, finishedEvent, type Outcome } from "./record.js";
 import { INPUT_PREFIX, type JobRow, type JobStore } from "./store.js";
@@ -254,6 +255,13 @@ async function record(
     }
   }
   if (artifacts.length > 0) await ctx.store.putArtifacts(job.jobId, artifacts);
+  // Findings just recorded may trip the curation policy (autoQuarantine, maxFlagRate). Applied before
+  // the row says done, so a client that sees the job done sees its consequences; a failure
+  // here is said, and the next scan or `policy enforce` applies the policy then.
+  if (appended.some((e) => (e as { kind?: string }).kind === "finding.recorded"))
+    await enforcePolicy(ctx.ledger, { actor: job.principal }).catch((e: unknown) =>
+      process.emitWarning(`job ${job.jobId}: the curation policy was not applied: ${errorMessage(e)}`),
+    );
   await ctx.store.finish(job.jobId, { state: ended.state, result, error });
   // Parts were working state. A crash before this line leaves them behind: unused (the row has
   // its final state), and dropped with the job's other artifacts.

@@ -140,6 +140,22 @@ describe("the dashboard, as a supplier", () => {
         })
       ).status,
     ).toBe(201);
+    // A fine-tune of the fine-tune, and the base put on the trusted list (a reader may not).
+    expect(
+      (
+        await api("POST", "/v1/models", seeded.tokens.admin, {
+          digest: "ef".repeat(32),
+          name: "classifier-v1-ft-ft",
+          trainedOn: [],
+          baseModel: "cd".repeat(32),
+        })
+      ).status,
+    ).toBe(201);
+    const trust = { verdict: "trusted", reason: "audited clean" };
+    expect((await api("PUT", `/v1/model-reputations/${base}`, seeded.tokens.reader, trust)).status).toBe(403);
+    expect((await api("PUT", `/v1/model-reputations/${base}`, seeded.tokens.analyst, trust)).status).toBe(
+      200,
+    );
   });
 });
 
@@ -314,7 +330,11 @@ describe("the dashboard, as an analyst", () => {
     await page.getByTestId("audit-report").waitFor();
     await page.goto(`${server.url}/models/${modelDigest}`);
     await page.getByTestId("audit-report").waitFor();
-    await page.getByRole("link", { name: "classifier-v1-ft" }).waitFor();
+    await page.getByRole("link", { name: "classifier-v1-ft", exact: true }).waitFor();
+    // Every model built on it, however far removed, with its status; and its reputation.
+    await page.getByRole("link", { name: "classifier-v1-ft-ft" }).waitFor();
+    expect(await page.getByTestId("descendants").textContent()).toMatch(/depth 2/);
+    expect(await page.getByTestId("reputation").textContent()).toMatch(/trusted audited clean/);
     // Two labels inverted: two reversed triggers drawn.
     await expect.poll(() => page.locator("[data-testid=audit-report] img.thumb").count()).toBe(2);
     const download = page.waitForEvent("download");

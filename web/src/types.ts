@@ -178,6 +178,26 @@ export interface Model {
   registeredAt: string;
 }
 
+/** GET /v1/models/{digest}/lineage: bases, and every model built on it. */
+export interface ModelLineage {
+  model: Model & { status: "active" | "suspended"; depth: number };
+  ancestors: (Model & { status: "active" | "suspended"; depth: number })[];
+  unregisteredBase: string | null;
+  descendants: (Model & { status: "active" | "suspended"; depth: number; base: string })[];
+  findings: { seq: number; subjectId: string; kind: string; score: number }[];
+}
+
+/** GET /v1/model-reputations: the foundation-model reputation list. */
+export interface ModelReputation {
+  digest: string;
+  verdict: "trusted" | "distrusted";
+  reason: string;
+  publisher: string | null;
+  seq: number;
+  at: string;
+  actor: string;
+}
+
 export type JobState = "queued" | "running" | "done" | "failed" | "cancelled";
 
 export interface Job {

@@ -8,13 +8,14 @@ import { BarChart } from "../components/Chart";
 import { Card, ErrorBox, Pill, Status, TableWrap } from "../components/ui";
 import { short, when } from "../format";
 import { useLoad } from "../hooks";
-import type { AuditLabel, AuditReportJson, Job, Model, Page } from "../types";
+import type { AuditLabel, AuditReportJson, Job, Model, ModelLineage, ModelReputation, Page } from "../types";
 
 export function ModelPage() {
   const { params } = useRoute();
   const digest = params.digest ?? "";
   const model = useLoad(() => get<Model>(`/models/${digest}`), [digest]);
-  const all = useLoad(() => get<Model[]>("/models"), []);
+  const lineage = useLoad(() => get<ModelLineage>(`/models/${digest}/lineage`), [digest]);
+  const reputations = useLoad(() => get<ModelReputation[]>("/model-reputations"), []);
   const audits = useLoad(
     () =>
       get<Page<Job>>("/jobs", { kind: "audit", limit: 200 }).then((p) =>
@@ -63,15 +64,23 @@ export function ModelPage() {
                     <a href={`/models/${m.baseModel}`}>{short(m.baseModel, 16)}</a>
                   )}
                 </dd>
-                <dt>fine-tuned from it</dt>
-                <dd>
-                  {(all.data ?? [])
-                    .filter((x) => x.baseModel === m.digest)
-                    .map((x) => (
-                      <div key={x.digest}>
-                        <a href={`/models/${x.digest}`}>{x.name}</a>
-                      </div>
-                    ))}
+                <dt>built on it</dt>
+                <dd data-testid="descendants">
+                  {(lineage.data?.descendants ?? []).length === 0
+                    ? "none"
+                    : (lineage.data?.descendants ?? []).map((x) => (
+                        <div key={x.digest}>
+                          <a href={`/models/${x.digest}`}>{x.name}</a>
+                          {x.depth > 1 ? (
+                            <span class="muted"> (fine-tune of a fine-tune, depth {x.depth})</span>
+                          ) : null}{" "}
+                          <Pill tone={x.status === "suspended" ? "warn" : "ok"}>{x.status}</Pill>
+                        </div>
+                      ))}
+                </dd>
+                <dt>reputation</dt>
+                <dd data-testid="reputation">
+                  <Reputation entry={(reputations.data ?? []).find((r) => r.digest === m.digest)} />
                 </dd>
                 <dt>format</dt>
                 <dd>{m.format}</dd>
@@ -104,6 +113,21 @@ export function ModelPage() {
         </>
       )}
     </Status>
+  );
+}
+
+// The foundation-model reputation list's word on this model, if any (`antidote model trust`).
+function Reputation({ entry }: { entry: ModelReputation | undefined }) {
+  if (entry === undefined) return <span class="muted">not listed</span>;
+  return (
+    <>
+      <Pill tone={entry.verdict === "distrusted" ? "bad" : "ok"}>{entry.verdict}</Pill> {entry.reason}
+      <span class="muted">
+        {" "}
+        — {entry.actor}, {when(entry.at)}
+        {entry.publisher === null ? "" : `, publisher key ${short(entry.publisher, 12)} (signature verified)`}
+      </span>
+    </>
   );
 }
 

@@ -253,6 +253,19 @@ const HEX_VALUE = (() => {
   return t;
 })();
 
+const HEX_PAIR = (() => {
+  const t = new Uint16Array(65_536).fill(0x100);
+  for (let hi = 0; hi < 256; hi++) {
+    const h = HEX_VALUE[hi]!;
+    if (h > 15) continue;
+    for (let lo = 0; lo < 256; lo++) {
+      const l = HEX_VALUE[lo]!;
+      if (l <= 15) t[(hi << 8) | lo] = (h << 4) | l;
+    }
+  }
+  return t;
+})();
+
 class ManifestScanner {
   readonly #file: FileHandle;
   readonly #name: string;
@@ -365,15 +378,20 @@ class ManifestScanner {
       if (fast) {
         let o = 32 * this.#inBlock;
         let invalid = 0;
+        // One lookup per byte of digest: the table maps two hex characters to their byte, or
+        // to 0x100 when either is not a lowercase hex digit.
         for (let j = start; j < start + 64; j += 2) {
-          const hi = HEX_VALUE[buf[j]!]!;
-          const lo = HEX_VALUE[buf[j + 1]!]!;
-          invalid |= hi | lo;
-          out[o++] = (hi << 4) | lo;
+          const v = HEX_PAIR[(buf[j]! << 8) | buf[j + 1]!]!;
+          invalid |= v;
+          out[o++] = v;
         }
         const first = buf[i]!;
         fast =
-          invalid < 16 && buf[start + 64] === 0x20 && first !== 0x2f && first !== 0x5c && buf[i + 1] !== 0x3a;
+          invalid < 0x100 &&
+          buf[start + 64] === 0x20 &&
+          first !== 0x2f &&
+          first !== 0x5c &&
+          buf[i + 1] !== 0x3a;
         for (; fast; i++) {
           const b = buf[i]!;
           if (b >= 0x30 && b !== 0x7f && b !== 0xc2 && b !== 0x5c) continue;

@@ -24,8 +24,8 @@ export function registerEvidence(program: Command): void {
     program
       .command("evidence")
       .description(
-        "a signed evidence pack for one model or dataset version: the nine poisoning controls, what was done,\n" +
-          "when, by whom and with which result, each claim linked to ledger events, the gaps, and the mapping to\n" +
+        "A signed evidence pack for one model or dataset version: the nine poisoning controls, what was done, " +
+          "when, by whom and with which result, each claim linked to ledger events, the gaps, and the mapping to " +
           "EU AI Act, NIST AI RMF / AI 100-2, ISO/IEC 42001, MITRE ATLAS and OWASP LLM04 (JSON, HTML, OSCAL, PDF)",
       )
       .option("--model <digest>", "the model's digest (a unique prefix of at least 4 hex digits will do)")
@@ -68,7 +68,7 @@ export function registerEvidence(program: Command): void {
   evidence
     .command("verify")
     .description(
-      "check an evidence pack against the ledger: its signature (the ledger's key), its files' digests, that the\n" +
+      "Check an evidence pack against the ledger: its signature (the ledger's key), its files' digests, that the " +
         "ledger extends its checkpoint, and that every linked event is in the ledger with that hash",
     )
     .argument("<dir>", "the pack's directory")

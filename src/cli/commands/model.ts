@@ -91,7 +91,10 @@ const statusFlags = z.object({
 export function registerModel(program: Command): void {
   const model = program
     .command("model")
-    .description("Register trained models in the ledger; suspend and resume deployed ones");
+    .description(
+      "Register trained models in the ledger; sign and verify them (OpenSSF model signing); keep the " +
+        "foundation-model trust list; suspend and resume deployed ones",
+    );
   addLedgerOption(
     model
       .command("register")
@@ -227,7 +230,7 @@ Example:
     addLedgerOption(
       withSignatureOptions(verdict, model.command(verdict))
         .argument(
-          "<digest-or-file>",
+          verdict === "trust" ? "<digest-or-file>" : "<digest>",
           verdict === "trust"
             ? "a model's SHA-256 (or a registered model's prefix), or with --signature the model file itself"
             : "a model's SHA-256, or a registered model's unique prefix",

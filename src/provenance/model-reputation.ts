@@ -10,6 +10,7 @@ import type { Ledger, LedgerReader, ModelReputation } from "../ledger/types.js";
 import { traceModel, type ModelLineage } from "./model-lineage.js";
 import { readModelPublicKey, verifyModelSignature } from "./model-signing.js";
 import { findModel, sha256File } from "./model.js";
+import { appendOptions, type ActorOptions } from "./sources.js";
 
 export interface ModelReputationRecord extends ModelReputation {
   /** The event that set it. */
@@ -53,16 +54,20 @@ export interface SetModelReputationResult {
 export async function setModelReputation(
   ledger: Ledger,
   input: SetModelReputationInput,
+  options: ActorOptions = {},
 ): Promise<SetModelReputationResult> {
   if (input.reason.trim() === "")
     throw new AntidoteError("USAGE", "model reputation: say why (the reason is recorded in the ledger).");
   const digest = await resolveDigest(ledger, input.digest);
-  const [event] = await ledger.append([
-    {
-      kind: "model.reputation-set",
-      payload: { digest, verdict: input.verdict, reason: input.reason, publisher: input.publisher ?? null },
-    },
-  ]);
+  const [event] = await ledger.append(
+    [
+      {
+        kind: "model.reputation-set",
+        payload: { digest, verdict: input.verdict, reason: input.reason, publisher: input.publisher ?? null },
+      },
+    ],
+    appendOptions(options),
+  );
   if (event === undefined) throw new AntidoteError("INTERNAL", "the reputation event was not appended.");
   const registered = (await ledger.listModels()).some((m) => m.digest === digest);
   return {

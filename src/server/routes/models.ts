@@ -139,7 +139,11 @@ export function modelRoutes(ledger: Ledger): OpenAPIHono<AppEnv> {
   app.openapi(reputations, async (c) => c.json([...(await modelReputations(ledger)).values()], 200));
   app.openapi(putReputation, async (c) => {
     const body = c.req.valid("json");
-    const { reputation } = await setModelReputation(ledger, { digest: c.req.valid("param").digest, ...body });
+    const { reputation } = await setModelReputation(
+      ledger,
+      { digest: c.req.valid("param").digest, ...body },
+      { actor: c.get("auth").principal },
+    );
     return c.json(reputation, 200);
   });
   return app;

@@ -3,8 +3,8 @@
 // pack must be built in seconds. Every row carries the `seq` of the event that recorded it, so
 // each claim can link the event that proves it; `eventRefs` then reads those events' hashes
 // and actors in one pass. Nothing here writes. Both backends run the same Kysely queries.
-import { sql } from "kysely";
-import type { LedgerDb } from "../ledger/database.js";
+import { sql, type Selectable } from "kysely";
+import type { FindingsTable, LedgerDb } from "../ledger/database.js";
 
 /** Largest IN list sent in one statement (SQLite's default bound-parameter limit is 32,766). */
 const CHUNK = 5_000;
@@ -198,17 +198,7 @@ export interface FindingRow {
   at: string;
 }
 
-function findingFromRow(r: {
-  seq: number;
-  subject_type: string;
-  subject_id: string;
-  kind: string;
-  score: number;
-  evidence: string;
-  check_name: string;
-  check_version: string;
-  at: string;
-}): FindingRow {
+function findingFromRow(r: Selectable<FindingsTable>): FindingRow {
   return {
     seq: r.seq,
     subjectType: r.subject_type,

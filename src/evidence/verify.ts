@@ -163,13 +163,7 @@ export async function verifyEvidencePack(dir: string, ledger: LedgerReader): Pro
           "DIGEST_MISMATCH",
           `${jsonPath}: linked event #${seq} has hash ${want.slice(0, 16)}…, but the ledger's event #${seq} has ${row.hash.slice(0, 16)}….`,
         );
-      const rehashed = eventHashOfCanonical(row.prev_hash, {
-        seq: row.seq,
-        at: row.at,
-        actor: row.actor,
-        kind: row.kind,
-        payloadJson: row.payload,
-      });
+      const rehashed = eventHashOfCanonical(row.prev_hash, { ...row, payloadJson: row.payload });
       if (rehashed !== row.hash)
         throw new AntidoteError(
           "LEDGER_TAMPERED",

@@ -8,9 +8,9 @@
 // the rule in the reason and `policy: { digest, rule }`. Adopting a policy never rewrites what
 // an earlier one decided: it records its own decisions after its adoption event, and never
 // releases anything.
-import { z } from "zod";
+import type { z } from "zod";
 import { AntidoteError } from "../errors.js";
-import { policyDb } from "./db.js";
+import { ledgerConnection } from "../ledger/index.js";
 import type { Ledger, LedgerEvent, LedgerEventInput, LedgerReader, Source } from "../ledger/types.js";
 import { VERSION } from "../version.js";
 import { missingScans, planDecisions, policyActor, ruleFor, type PolicyRef } from "./evaluate.js";
@@ -27,32 +27,23 @@ export interface ActivePolicy extends PolicyRef {
 
 /** The latest adopted policy, or undefined when none was ever adopted. */
 export async function activePolicy(ledger: LedgerReader): Promise<ActivePolicy | undefined> {
-  const row = await policyDb(ledger)
-    .selectFrom("events")
-    .select(["seq", "at", "actor", "payload"])
-    .where("kind", "=", "policy.adopted")
-    .orderBy("seq", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  if (row === undefined) return undefined;
-  const payload = adoptedPayload.parse(JSON.parse(row.payload));
-  const parsed = policySchema.safeParse(payload.document);
+  const [event] = await ledger.eventsOfKind("policy.adopted", { newestFirst: true, limit: 1 });
+  if (event === undefined) return undefined;
+  const parsed = policySchema.safeParse(event.payload.document);
   if (!parsed.success)
     throw new AntidoteError(
       "LEDGER_TAMPERED",
-      `ledger event #${row.seq} (policy.adopted): its document is not a valid policy.`,
+      `ledger event #${event.seq} (policy.adopted): its document is not a valid policy.`,
     );
   return {
     policy: parsed.data,
-    digest: payload.digest,
-    origin: `policy "${payload.name}" (ledger event #${row.seq})`,
-    seq: Number(row.seq),
-    at: row.at,
-    actor: row.actor,
+    digest: event.payload.digest,
+    origin: `policy "${event.payload.name}" (ledger event #${event.seq})`,
+    seq: event.seq,
+    at: event.at,
+    actor: event.actor,
   };
 }
-
-const adoptedPayload = z.object({ name: z.string(), digest: z.string(), document: z.unknown() });
 
 // ── enforcement points ───────────────────────────────────────────────────────────────────
 /** ingest: before anything is read or written — signature requirement and minReputation. */
@@ -84,7 +75,7 @@ export async function enforceExport(ledger: LedgerReader, version: string): Prom
   const active = await activePolicy(ledger);
   if (active === undefined) return;
   await requireScans(ledger, active, [version], "exported");
-  const reach = await policyDb(ledger)
+  const reach = await ledgerConnection(ledger)
     .selectFrom("version_sources")
     .select("source")
     .where("version", "=", version)

@@ -8,7 +8,7 @@
 // enforce.ts writes it): coverage is evidence in the log, not a claim in a report file.
 import { sql } from "kysely";
 import { AntidoteError } from "../errors.js";
-import { policyDb } from "./db.js";
+import { ledgerConnection } from "../ledger/index.js";
 import type { Decision, LedgerReader, Source } from "../ledger/types.js";
 import { sourceReputations, type ReputationOptions, type SourceReputation } from "./reputation.js";
 import type { Policy, Rule, RuleField } from "./schema.js";
@@ -88,7 +88,7 @@ export interface PlannedDecision {
  * it twice records nothing the second time; nothing is ever released by a policy.
  */
 export async function planDecisions(ledger: LedgerReader, ref: PolicyRef): Promise<PlannedDecision[]> {
-  const db = policyDb(ledger);
+  const db = ledgerConnection(ledger);
   const sources = await ledger.listSources();
   const rules = new Map(sources.map((s) => [s.name, ruleFor(ref, s)]));
   const quarantined = await db
@@ -211,7 +211,7 @@ export async function missingScans(
   ref: PolicyRef,
   only?: readonly string[],
 ): Promise<MissingScans[]> {
-  const db = policyDb(ledger);
+  const db = ledgerConnection(ledger);
   const sources = new Map((await ledger.listSources()).map((s) => [s.name, ruleFor(ref, s)]));
   if (![...sources.values()].some((r) => r.requiredScans !== undefined)) return [];
   let reach = db.selectFrom("version_sources").select(["version", "source"]).where("samples", ">", 0);
@@ -236,7 +236,7 @@ export async function missingScans(
 
 /** Detectors recorded as run, per version (`transform.recorded` of kind "scan"). */
 export async function scanCoverage(ledger: LedgerReader): Promise<Map<string, Set<string>>> {
-  const rows = await policyDb(ledger)
+  const rows = await ledgerConnection(ledger)
     .selectFrom("transforms")
     .select(["subject", "parameters"])
     .where("kind", "=", "scan")

@@ -35,7 +35,7 @@ import { sql } from "kysely";
 import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { parseOptions } from "../features/options.js";
-import { policyDb } from "./db.js";
+import { ledgerConnection } from "../ledger/index.js";
 import type { LedgerReader, Source, SourceKind } from "../ledger/types.js";
 import { logBinomialTail } from "../math/tails.js";
 
@@ -168,7 +168,7 @@ function score(source: Source, raw: RawEvidence[], decay: (at: string) => number
 
 // ── evidence, one grouped query per table ────────────────────────────────────────────────
 async function gatherEvidence(ledger: LedgerReader, sources: Source[]): Promise<Map<string, RawEvidence[]>> {
-  const db = policyDb(ledger);
+  const db = ledgerConnection(ledger);
   const out = new Map<string, RawEvidence[]>(sources.map((s) => [s.name, []]));
   const add = (source: string, e: RawEvidence): void => {
     out.get(source)?.push(e);
@@ -329,7 +329,7 @@ async function findingsEvidence(
   ledger: LedgerReader,
   add: (source: string, e: RawEvidence) => void,
 ): Promise<void> {
-  const db = policyDb(ledger);
+  const db = ledgerConnection(ledger);
   const samples = await sql<{ source: string; n: number | string }>`
     select source, count(*) as n from source_samples group by source`.execute(db);
   const flagged = await sql<{ source: string; n: number | string; seq: number | string; at: string }>`

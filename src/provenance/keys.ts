@@ -123,7 +123,8 @@ function idOfKeyObject(publicKey: KeyObject): string {
     .digest("hex");
 }
 
-async function readKeyFile(path: string): Promise<string> {
+/** A key file's text; a missing or unreadable file is a clear error (never its contents). */
+export async function readKeyFile(path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (e) {

@@ -20,6 +20,7 @@ import { z } from "zod";
 import { AntidoteError } from "../errors.js";
 import { preAuthEncoding } from "./dsse.js";
 import { hashFiles } from "./hash-files.js";
+import { readKeyFile } from "./keys.js";
 
 export const MODEL_SIGNATURE_PREDICATE = "https://model_signing/signature/v1.0";
 const LEGACY_PREDICATE = "https://model_signing/Digests/v0.1";
@@ -85,21 +86,8 @@ export function modelKeyHint(publicKey: KeyObject): string {
     .digest("hex");
 }
 
-async function readPem(path: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new AntidoteError(
-      code === "ENOENT" ? "FILE_NOT_FOUND" : "INPUT_FORMAT",
-      `${path}: ${code === "ENOENT" ? "no such key file" : "cannot read the key file"}.`,
-      { cause: e },
-    );
-  }
-}
-
 export async function readModelSigningKey(path: string): Promise<KeyObject> {
-  const pem = await readPem(path);
+  const pem = await readKeyFile(path);
   if (!pem.includes("PRIVATE KEY-----"))
     throw new AntidoteError("INPUT_FORMAT", `${path}: not a PEM private key.`);
   let key: KeyObject;
@@ -113,7 +101,7 @@ export async function readModelSigningKey(path: string): Promise<KeyObject> {
 }
 
 export async function readModelPublicKey(path: string): Promise<KeyObject> {
-  const pem = await readPem(path);
+  const pem = await readKeyFile(path);
   if (pem.includes("PRIVATE KEY-----"))
     throw new AntidoteError("INPUT_FORMAT", `${path}: is a private key; pass the public key.`);
   const block = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/.exec(pem);

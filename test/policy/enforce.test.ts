@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWriter, openDataset } from "../../src/data/open.js";
 import { scanDataset } from "../../src/scan/scan.js";
-import { AntidoteError } from "../../src/errors.js";
 import type { Ledger, LedgerEvent } from "../../src/ledger/types.js";
 import { buildTrainingCandidate } from "../../src/monitor/gate.js";
 import { ingestTelemetry } from "../../src/monitor/intake.js";
@@ -40,6 +39,7 @@ import {
   windowEnding,
 } from "../monitor/telemetry-batches.js";
 import { POISONED, buildWorld, ingestAll, recordScanFindings, type World } from "./fixture.js";
+import { antidoteFailure } from "../helpers/errors.js";
 
 let world: World;
 let dir: string;
@@ -73,15 +73,6 @@ async function events(ledger: Ledger, from = 1): Promise<LedgerEvent[]> {
   const out: LedgerEvent[] = [];
   for await (const e of ledger.events(from)) out.push(e);
   return out;
-}
-
-async function refused(p: Promise<unknown>): Promise<AntidoteError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(AntidoteError);
-  return e as AntidoteError;
 }
 
 describe.each(BACKENDS)("policy check and apply on $name", (backend) => {
@@ -211,10 +202,10 @@ describe("enforcement points (SQLite)", () => {
   }, 60_000);
   afterAll(() => ledger.close());
 
-  async function nothingWritten(attempt: () => Promise<unknown>): Promise<AntidoteError> {
+  async function nothingWritten(attempt: () => Promise<unknown>): ReturnType<typeof antidoteFailure> {
     const before = (await ledger.status()).events;
     const store = readdirSync(join(ledger.homeDir, "store")).sort();
-    const e = await refused(attempt());
+    const e = await antidoteFailure(attempt());
     expect((await ledger.status()).events).toBe(before);
     expect(readdirSync(join(ledger.homeDir, "store")).sort()).toEqual(store);
     return e;

@@ -6,7 +6,6 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AntidoteError } from "../../src/errors.js";
 import type { Ledger } from "../../src/ledger/index.js";
 import { registerModelFile, sha256File } from "../../src/provenance/model.js";
 import {
@@ -17,6 +16,7 @@ import {
 import { signModel } from "../../src/provenance/model-signing.js";
 import { BACKENDS, enterScratchDir, leaveScratchDir } from "../ledger/backends.js";
 import { deliveryEvents, realSamples, sourceAdded } from "../ledger/events.js";
+import { antidoteFailure } from "../helpers/errors.js";
 
 const dir = mkdtempSync(join(tmpdir(), "antidote-mrep-"));
 beforeAll(() => void enterScratchDir());
@@ -36,15 +36,6 @@ async function eventCount(ledger: Ledger): Promise<number> {
   let n = 0;
   for await (const _ of ledger.events()) n++;
   return n;
-}
-
-async function refused(p: Promise<unknown>): Promise<AntidoteError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(AntidoteError);
-  return e as AntidoteError;
 }
 
 describe.each(BACKENDS)("foundation-model reputation on $name", (backend) => {
@@ -80,7 +71,7 @@ describe.each(BACKENDS)("foundation-model reputation on $name", (backend) => {
 
       // A new fine-tune of it is refused, and nothing is written.
       const before = await eventCount(ledger);
-      const e = await refused(
+      const e = await antidoteFailure(
         registerModelFile(ledger, {
           file: onnx("tuned2.onnx"),
           trainedOn: ["fm@1"],
@@ -114,7 +105,7 @@ describe.each(BACKENDS)("foundation-model reputation on $name", (backend) => {
       appendFileSync(swapped, "x");
       expect(
         (
-          await refused(
+          await antidoteFailure(
             trustSignedModel(ledger, {
               file: swapped,
               signature: `${swapped}.sig`,
@@ -141,7 +132,7 @@ describe.each(BACKENDS)("foundation-model reputation on $name", (backend) => {
       });
       expect(
         (
-          await refused(
+          await antidoteFailure(
             registerModelFile(ledger, {
               file: onnx(`on-unlisted-${backend.name}.onnx`),
               trainedOn: ["fm@1"],

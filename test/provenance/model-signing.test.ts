@@ -16,7 +16,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { AntidoteError } from "../../src/errors.js";
 import { preAuthEncoding } from "../../src/provenance/dsse.js";
 import {
   modelKeyHint,
@@ -24,19 +23,11 @@ import {
   signModel,
   verifyModelSignature,
 } from "../../src/provenance/model-signing.js";
+import { antidoteFailure } from "../helpers/errors.js";
 
 const VECTORS = fileURLToPath(new URL("../fixtures/model-signing/", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "antidote-msign-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function refusal(p: Promise<unknown>): Promise<AntidoteError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(AntidoteError);
-  return e as AntidoteError;
-}
 
 const officialKey = () => readModelPublicKey(join(VECTORS, "signing-key-pub.pem"));
 const copyVector = (name: string) => {
@@ -79,26 +70,26 @@ describe("model_signing's own test vectors", () => {
   it("refuses a file the signature does not cover, an edited file and a removed one, naming it", async () => {
     const key = await officialKey();
     const v101 = join(VECTORS, "v1.0.1-elliptic-key");
-    const extra = await refusal(verifyModelSignature(v101, join(v101, "model.sig"), key));
+    const extra = await antidoteFailure(verifyModelSignature(v101, join(v101, "model.sig"), key));
     expect(extra.code).toBe("DIGEST_MISMATCH");
     expect(extra.message).toMatch(/ignore-me: not covered by the signature/);
 
     const edited = copyVector("v1.1.0-elliptic-key");
     appendFileSync(join(edited, "signme-2"), "x");
-    const e1 = await refusal(verifyModelSignature(edited, join(edited, "model.sig"), key));
+    const e1 = await antidoteFailure(verifyModelSignature(edited, join(edited, "model.sig"), key));
     expect(e1.code).toBe("DIGEST_MISMATCH");
     expect(e1.message).toMatch(/signme-2: SHA-256 .* differs from the signed/);
 
     const removed = copyVector("v1.1.0-elliptic-key");
     unlinkSync(join(removed, "signme-1"));
-    const e2 = await refusal(verifyModelSignature(removed, join(removed, "model.sig"), key));
+    const e2 = await antidoteFailure(verifyModelSignature(removed, join(removed, "model.sig"), key));
     expect(e2.message).toMatch(/"signme-1" is signed but missing/);
   });
 
   it("refuses another key, an edited statement and a certificate-signed bundle", async () => {
     const v110 = join(VECTORS, "v1.1.0-elliptic-key");
     const other = generateKeyPairSync("ec", { namedCurve: "secp384r1" }).publicKey;
-    const wrongKey = await refusal(verifyModelSignature(v110, join(v110, "model.sig"), other));
+    const wrongKey = await antidoteFailure(verifyModelSignature(v110, join(v110, "model.sig"), other));
     expect(wrongKey.code).toBe("SIGNATURE_INVALID");
 
     // Without the hint the key is not named: the signature itself must fail.
@@ -109,7 +100,7 @@ describe("model_signing's own test vectors", () => {
     };
     delete bundle.verificationMaterial.publicKey.hint;
     writeFileSync(join(noHint, "model.sig"), JSON.stringify(bundle));
-    expect((await refusal(verifyModelSignature(noHint, join(noHint, "model.sig"), other))).code).toBe(
+    expect((await antidoteFailure(verifyModelSignature(noHint, join(noHint, "model.sig"), other))).code).toBe(
       "SIGNATURE_INVALID",
     );
 
@@ -121,11 +112,13 @@ describe("model_signing's own test vectors", () => {
       .replace(/"bc9a7/, '"0c9a7');
     b2.dsseEnvelope.payload = Buffer.from(payload).toString("base64");
     writeFileSync(join(edited, "model.sig"), JSON.stringify(b2));
-    const e = await refusal(verifyModelSignature(edited, join(edited, "model.sig"), await officialKey()));
+    const e = await antidoteFailure(
+      verifyModelSignature(edited, join(edited, "model.sig"), await officialKey()),
+    );
     expect(e.code).toBe("SIGNATURE_INVALID");
 
     const cert = join(VECTORS, "v1.1.0-certificate");
-    const c = await refusal(verifyModelSignature(cert, join(cert, "model.sig"), await officialKey()));
+    const c = await antidoteFailure(verifyModelSignature(cert, join(cert, "model.sig"), await officialKey()));
     expect(c.code).toBe("INPUT_FORMAT");
     expect(c.message).toMatch(/certificate/);
   });
@@ -175,19 +168,23 @@ describe("antidote's own model signatures", () => {
     const r = await verifyModelSignature(m, sig, publicKey);
     expect(r.files).toHaveLength(3);
     writeFileSync(join(m, "weights", "model.onnx"), "swapped");
-    expect((await refusal(verifyModelSignature(m, sig, publicKey))).message).toMatch(
+    expect((await antidoteFailure(verifyModelSignature(m, sig, publicKey))).message).toMatch(
       /weights\/model\.onnx: SHA-256/,
     );
   });
 
   it("refuses an Ed25519 key, a symbolic link in the model, and a signed statement naming a path outside the model", async () => {
     const ed = generateKeyPairSync("ed25519").privateKey;
-    expect((await refusal(signModel(model(), ed))).message).toMatch(/ECDSA keys on P-256, P-384 or P-521/);
+    expect((await antidoteFailure(signModel(model(), ed))).message).toMatch(
+      /ECDSA keys on P-256, P-384 or P-521/,
+    );
 
     const { privateKey, publicKey } = ec();
     const linked = model();
     symlinkSync("/etc/hostname", join(linked, "outside"));
-    expect((await refusal(signModel(linked, privateKey))).message).toMatch(/outside: is a symbolic link/);
+    expect((await antidoteFailure(signModel(linked, privateKey))).message).toMatch(
+      /outside: is a symbolic link/,
+    );
 
     // A validly signed statement whose resource escapes the model: refused before any comparison.
     const m = model();
@@ -201,7 +198,7 @@ describe("antidote's own model signatures", () => {
       },
     };
     writeFileSync(join(m, "model.sig"), JSON.stringify(handSigned(statement, privateKey, publicKey)));
-    const e = await refusal(verifyModelSignature(m, join(m, "model.sig"), publicKey));
+    const e = await antidoteFailure(verifyModelSignature(m, join(m, "model.sig"), publicKey));
     expect(e.code).toBe("INPUT_FORMAT");
     expect(e.message).toMatch(/resources\[0\]\.name: is not a relative POSIX path/);
   });

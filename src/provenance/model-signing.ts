@@ -433,7 +433,16 @@ function compareManifests(model: string, signed: ModelFileDigest[], onDisk: Mode
     throw new AntidoteError("DIGEST_MISMATCH", `${model}: "${missing.value}" is signed but missing.`);
 }
 
+// A million files' digests fit in about 150 MB of statement; a bundle beyond this is not read.
+const MAX_BUNDLE_BYTES = 256 * 2 ** 20;
+
 async function readBundle(path: string): Promise<unknown> {
+  const size = (await lstat(path).catch(() => undefined))?.size ?? 0;
+  if (size > MAX_BUNDLE_BYTES)
+    throw new AntidoteError(
+      "PAYLOAD_TOO_LARGE",
+      `${path}: ${(size / 2 ** 20).toFixed(0)} MiB; a model signature over ${MAX_BUNDLE_BYTES / 2 ** 20} MiB is not read.`,
+    );
   let text: string;
   try {
     text = await readFile(path, "utf8");

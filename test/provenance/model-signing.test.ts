@@ -9,6 +9,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -116,6 +117,13 @@ describe("model_signing's own test vectors", () => {
       verifyModelSignature(edited, join(edited, "model.sig"), await officialKey()),
     );
     expect(e.code).toBe("SIGNATURE_INVALID");
+
+    // A signature file the size of a disk is refused before it is read.
+    const huge = join(dir, "huge.sig");
+    writeFileSync(huge, "");
+    truncateSync(huge, 300 * 2 ** 20);
+    const big = await antidoteFailure(verifyModelSignature(edited, huge, await officialKey()));
+    expect([big.code, big.message]).toEqual(["PAYLOAD_TOO_LARGE", expect.stringMatching(/300 MiB/)]);
 
     const cert = join(VECTORS, "v1.1.0-certificate");
     const c = await antidoteFailure(verifyModelSignature(cert, join(cert, "model.sig"), await officialKey()));
